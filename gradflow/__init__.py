@@ -7,7 +7,8 @@ from ._misc import enable_x64 as _enable_x64
 
 _enable_x64()
 
-from . import data as data, losses as losses, models as models, theory as theory  # noqa: E402
+from . import analysis as analysis, data as data, losses as losses  # noqa: E402
+from . import models as models, theory as theory  # noqa: E402
 from .data import Dataset as Dataset  # noqa: E402
 
 __version__ = "0.1.0"
@@ -20,3 +21,4 @@ from ._flow import (  # noqa: E402
     log_grid as log_grid,
     solve_flow as solve_flow,
 )
+from ._gd import gd as gd  # noqa: E402

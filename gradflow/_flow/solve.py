@@ -89,7 +89,9 @@ def _solve(
     term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
 
     def summary(t, y, a):
-        out = {"loss": loss_fn(y, a), "metrics": {k: f(y, a) for k, f in metrics.items()}}
+        # summaries are stored as floats so that unreached saves can hold nan
+        values = {k: jnp.asarray(f(y, a), dtype=float) for k, f in metrics.items()}
+        out = {"loss": loss_fn(y, a), "metrics": values}
         if save_params:
             out["params"] = y
         return out

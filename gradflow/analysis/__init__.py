@@ -1,0 +1,5 @@
+"""Analysis of solutions: plateaus, mode strengths and effective rank (more to come)."""
+
+from .metrics import effective_rank as effective_rank, mode_strengths as mode_strengths
+from .plateaus import PlateauTable as PlateauTable
+from .plateaus import first_crossing as first_crossing, plateaus as plateaus
