@@ -43,10 +43,13 @@ def main(argv=None, *, width=16, init_scale=1e-6, t1=40.0, save_points=300):
     )
     for k in range(s.size):
         err = (measured[k] - predicted[k]) / predicted[k]
-        print(f"mode {k + 1}: half-time {measured[k]:.4f}, predicted {predicted[k]:.4f} ({err:+.2%})")
+        print(
+            f"mode {k + 1}: half-time {measured[k]:.4f}, predicted {predicted[k]:.4f} ({err:+.2%})"
+        )
+
+    import matplotlib.pyplot as plt
 
     from gradflow.plot import run as _  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
 
     t = np.asarray(sol.t)
     fig, (ax, axm) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)

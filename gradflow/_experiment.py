@@ -13,7 +13,8 @@ import numpy as np
 import optax
 import xarray as xr
 
-from . import analysis, data as gdata, models, theory
+from . import analysis, models, theory
+from . import data as gdata
 from ._config import RunConfig, dumps
 from ._flow import flow
 from ._gd import gd
@@ -70,7 +71,9 @@ def run_experiment(cfg: RunConfig, log=print) -> xr.Dataset:
         runs = [sol]
         for lr in cfg.gd.learning_rates:
             tic = time.perf_counter()
-            r = gd(model, dataset, optax.sgd(lr), t1=net.t1, save=np.asarray(sol.t), metrics=METRICS)
+            r = gd(
+                model, dataset, optax.sgd(lr), t1=net.t1, save=np.asarray(sol.t), metrics=METRICS
+            )
             log(
                 f"[{label}] GD lr={lr:g}: {r.status}, {int(r.stats['num_steps'])} steps, "
                 f"{time.perf_counter() - tic:.2f} s"
@@ -174,5 +177,7 @@ def plateau_report(ds: xr.Dataset) -> str:
             ok = np.isfinite(gd_drop) & np.isfinite(flow_drop)
             err = np.abs(gd_drop[ok] - flow_drop[ok]) / flow_drop[ok]
             worst = f"{err.max():.2%}" if err.size else "n/a"
-            lines.append(f"   {run}: drops {np.round(gd_drop[ok], 3).tolist()} (max rel. diff to flow {worst})")
+            lines.append(
+                f"   {run}: drops {np.round(gd_drop[ok], 3).tolist()} (max rel. diff to flow {worst})"
+            )
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,3 +46,18 @@ def as_float64(x, name: str) -> jax.Array:
 def is_tracing(*xs) -> bool:
     """True if any leaf of `xs` is a JAX tracer (we are inside jit/vmap)."""
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
+
+
+def positive_int(value, name: str) -> int:
+    """`value` as an int ≥ 1, or a TypeError/ValueError naming `name`."""
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an integer ≥ 1, got {value!r}.")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be an integer ≥ 1, got {value!r} of type {type(value).__name__}."
+        ) from None
+    if value < 1:
+        raise ValueError(f"`{name}` must be ≥ 1, got {value}.")
+    return value

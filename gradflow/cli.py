@@ -33,9 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("config", nargs="?", help="TOML file; missing keys take the defaults")
-    run.add_argument("--out", default="gradflow-out", help="output directory (default: %(default)s)")
+    run.add_argument(
+        "--out", default="gradflow-out", help="output directory (default: %(default)s)"
+    )
     run.add_argument("--force", action="store_true", help="overwrite an existing output directory")
-    run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    run.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
     return p
 
 

@@ -68,7 +68,9 @@ class ModifiedFlow(AbstractField):
 
     def __check_init__(self):
         if not isinstance(self.lr, jax.Array) and not (float(self.lr) > 0):
-            raise ValueError(f"ModifiedFlow(lr=...) needs a positive learning rate, got {self.lr}.")
+            raise ValueError(
+                f"ModifiedFlow(lr=...) needs a positive learning rate, got {self.lr}."
+            )
 
     def __call__(self, loss_fn, t, params, args):
         del t

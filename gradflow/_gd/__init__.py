@@ -1,1 +1,2 @@
-from .gd import gd as gd, probe_lr as probe_lr
+from .gd import gd as gd
+from .gd import probe_lr as probe_lr

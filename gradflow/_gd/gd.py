@@ -77,7 +77,9 @@ def _run_gd(
         if batch_size is None or batch_size >= n_data:
             return data
         idx = jax.random.choice(jax.random.fold_in(key, k), n_data, (batch_size,), replace=False)
-        return jax.tree.map(lambda a: a[idx] if eqx.is_array(a) and a.ndim and a.shape[0] == n_data else a, data)
+        return jax.tree.map(
+            lambda a: a[idx] if eqx.is_array(a) and a.ndim and a.shape[0] == n_data else a, data
+        )
 
     loss0 = loss(params, static, data)
     limit = DIVERGENCE_FACTOR * jnp.maximum(loss0, 1e-12)
@@ -190,7 +192,9 @@ def gd(
         key if key is not None else jax.random.key(0), loss=_Loss(loss), optimizer=optimizer,
         metrics=metrics or {}, stop_when=stop_when, batch_size=batch_size,
     )  # fmt: skip
-    sol = eqx.tree_at(lambda s: s.model, sol, eqx.combine(sol.params, static), is_leaf=lambda x: x is None)
+    sol = eqx.tree_at(
+        lambda s: s.model, sol, eqx.combine(sol.params, static), is_leaf=lambda x: x is None
+    )
     if not isinstance(sol.t, jax.core.Tracer):
         sol = sol.trimmed()
     return sol

@@ -58,7 +58,12 @@ class PlateauTable:
         )
         rows = [head, "-" * len(head)]
         for i in range(len(self)):
-            lv, pl, dr, pd = self.level[i], self.predicted_level[i], self.drop[i], self.predicted_drop[i]
+            lv, pl, dr, pd = (
+                self.level[i],
+                self.predicted_level[i],
+                self.drop[i],
+                self.predicted_drop[i],
+            )
             rows.append(
                 f"{i:>2} {lv:>10.5g} {pl:>10.5g} {rel(lv, pl):>8} {self.start[i]:>10.4g} "
                 f"{self.end[i]:>10.4g} {dr:>10.5g} {pd:>10.5g} {rel(dr, pd):>8}"

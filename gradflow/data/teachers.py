@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import operator
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._misc import as_float64, is_tracing
+from .._misc import positive_int as _positive_int
 from .dataset import Dataset, LinearTeacher
 from .orthogonal import basis_columns, orthonormal_columns
 
@@ -113,17 +112,3 @@ def linear_teacher(
     x = jnp.sqrt(jnp.float64(num_examples)) * q
     y = x @ teacher.matrix().T
     return Dataset(x, y, teacher=teacher)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an integer ≥ 1, got {value!r}.")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"`{name}` must be an integer ≥ 1, got {value!r} of type {type(value).__name__}."
-        ) from None
-    if value < 1:
-        raise ValueError(f"`{name}` must be ≥ 1, got {value}.")
-    return value

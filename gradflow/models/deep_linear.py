@@ -3,13 +3,13 @@ r"""Deep linear network $f(x) = W_L \cdots W_1 x$: the Type I architecture of TH
 from __future__ import annotations
 
 import math
-import operator
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .._misc import is_tracing
+from .._misc import positive_int as _positive_int
 
 
 class DeepLinear(eqx.Module):
@@ -130,17 +130,3 @@ def _weight_shapes(in_size: int, width: int, out_size: int, depth: int) -> list[
     if depth == 1:
         return [(out_size, in_size)]
     return [(width, in_size)] + [(width, width)] * (depth - 2) + [(out_size, width)]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an integer ≥ 1, got {value!r}.")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"`{name}` must be an integer ≥ 1, got {value!r} of type {type(value).__name__}."
-        ) from None
-    if value < 1:
-        raise ValueError(f"`{name}` must be ≥ 1, got {value}.")
-    return value
