@@ -29,6 +29,20 @@ T_INF = 1e300
 ATOL_FACTOR = 1e-2
 
 
+def default_controller(solver, rtol, atol) -> dfx.PIDController:
+    """PID controller with gains measured for gradient flow.
+
+    For explicit solvers a PI controller (pcoeff = icoeff = 0.3) beat diffrax's default
+    I-controller on every deep linear case we measured (depth 2 at init 1e-12 … 1e-3, depth 3
+    at 1e-3 and 1e-2): 5–20% fewer steps, 2–5× fewer rejected steps and 10–50× smaller
+    transition-time errors at the same rtol. For implicit solvers PERFORMANCE.md measured the
+    PI gains as 7× worse at small init, so they keep the I-controller.
+    """
+    if isinstance(solver, dfx.AbstractImplicitSolver):
+        return dfx.PIDController(rtol=rtol, atol=atol)
+    return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
+
+
 def resolve_solver(solver) -> dfx.AbstractSolver:
     """`None` → Tsit5; a name from `SOLVERS`; or any diffrax solver instance."""
     if solver is None:

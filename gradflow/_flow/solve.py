@@ -15,7 +15,14 @@ from .._custom_types import PyTree
 from ..losses import mse
 from . import progress as _progress
 from .field import AbstractField, GradientFlow
-from .options import T_INF, default_atol, evals_per_step, resolve_save, resolve_solver
+from .options import (
+    T_INF,
+    default_atol,
+    default_controller,
+    evals_per_step,
+    resolve_save,
+    resolve_solver,
+)
 from .solution import (
     DIVERGED,
     FAILED,
@@ -82,7 +89,7 @@ def _solve(
     if atol is None:
         atol = default_atol(params)
     if controller is None:
-        controller = dfx.PIDController(rtol=rtol, atol=atol)
+        controller = default_controller(solver, rtol, atol)
     if isinstance(controller, dfx.AbstractAdaptiveStepSizeController):
         controller = _progress.GuardController(controller, loss_fn, progress)
 
