@@ -159,9 +159,8 @@ def plateau_report(ds: xr.Dataset) -> str:
     lines = []
     for i in range(ds.sizes["network"]):
         d = ds.isel(network=i)
-        lines.append(
-            f"\nnetwork {i}: depth {int(d.depth)}, width {int(d.width)}, init {float(d.init_scale):g}"
-        )
+        desc = f"depth {int(d.depth)}, width {int(d.width)}, init {float(d.init_scale):g}"
+        lines.append(f"\nnetwork {i}: {desc}")
         tab = analysis.PlateauTable(
             level=d.plateau_level.sel(run="flow").values,
             start=d.plateau_start.sel(run="flow").values,
@@ -177,7 +176,6 @@ def plateau_report(ds: xr.Dataset) -> str:
             ok = np.isfinite(gd_drop) & np.isfinite(flow_drop)
             err = np.abs(gd_drop[ok] - flow_drop[ok]) / flow_drop[ok]
             worst = f"{err.max():.2%}" if err.size else "n/a"
-            lines.append(
-                f"   {run}: drops {np.round(gd_drop[ok], 3).tolist()} (max rel. diff to flow {worst})"
-            )
+            drops = np.round(gd_drop[ok], 3).tolist()
+            lines.append(f"   {run}: drops {drops} (max rel. diff to flow {worst})")
     return "\n".join(lines)

@@ -229,9 +229,10 @@ def solve_flow(
     - `args`: passed through to `loss_fn`, `metrics` and the field (e.g. the data).
     - `t1`: final time; may be `inf` together with `stop_when`.
     - `t0`: initial time (default 0).
-    - `field`: the vector field, `gf.GradientFlow()` (default) or `gf.ModifiedFlow(lr)` or your own
-      `gf.AbstractField`.
-    - `solver`: `None` (Tsit5), a name (`"tsit5"`, `"dopri8"`, `"kvaerno5"`, ...), or a diffrax solver.
+    - `field`: the vector field, `gf.GradientFlow()` (default) or `gf.ModifiedFlow(lr)` or
+      your own `gf.AbstractField`.
+    - `solver`: `None` (Tsit5), a name (`"tsit5"`, `"dopri8"`, `"kvaerno5"`, ...), or a
+      diffrax solver.
     - `rtol`, `atol`: tolerances of the PID controller. `atol=None` derives it from the initial
       state (1e-2 × the 10th percentile of the non-zero |θ|): it must sit below the init scale.
     - `controller`: a diffrax step-size controller, overriding `rtol`/`atol`.
