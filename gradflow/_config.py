@@ -44,10 +44,37 @@ class NetworkConfig:
     t1: float = 60.0
 
 
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+
+
+@dataclass
+class GDRunConfig:
+    #: optax optimizer: sgd (plain GD), momentum, nesterov, adam
+    optimizer: str = "sgd"
+    #: learning rate; the run's time axis is t = k·lr
+    lr: float = 0.05
+    #: momentum coefficient (momentum/nesterov; default 0.9)
+    momentum: float | None = None
+    #: mini-batch size (default: full batch)
+    batch_size: int | None = None
+
+    @property
+    def label(self) -> str:
+        name = "gd" if self.optimizer == "sgd" else self.optimizer
+        out = f"{name} lr={self.lr:g}"
+        if self.optimizer in ("momentum", "nesterov"):
+            out += f" m={self.momentum if self.momentum is not None else 0.9:g}"
+        if self.batch_size is not None:
+            out += f" bs={self.batch_size}"
+        return out
+
+
 @dataclass
 class GDConfig:
-    #: learning rates of the GD runs overlaid on each flow (empty: no GD)
-    learning_rates: list[float] = field(default_factory=lambda: [0.05, 0.02])
+    #: discrete runs overlaid on each flow, same loss and init (empty list: none)
+    runs: list[GDRunConfig] = field(
+        default_factory=lambda: [GDRunConfig(lr=0.05), GDRunConfig(lr=0.02)]
+    )
 
 
 @dataclass
@@ -70,8 +97,8 @@ class RunConfig:
     gd: GDConfig = field(default_factory=GDConfig)
 
 
-_POSITIVE = {"rtol", "atol", "init_scale", "t1", "learning_rates", "singular_values"}
-_AT_LEAST_ONE = {"depth", "width", "in_size", "out_size", "save_points", "max_steps"}
+_POSITIVE = {"rtol", "atol", "init_scale", "t1", "lr", "singular_values"}
+_AT_LEAST_ONE = {"depth", "width", "in_size", "out_size", "save_points", "max_steps", "batch_size"}
 
 
 def _check_value(name: str, key: str, value):
@@ -86,6 +113,12 @@ def _check_value(name: str, key: str, value):
         raise ConfigError(f"{name} must be >= 2, got {value!r}.")
     if key == "singular_values" and len(value) == 0:
         raise ConfigError(f"{name} must list at least one singular value.")
+    if key == "optimizer" and value not in OPTIMIZERS:
+        raise ConfigError(
+            f"{name} = {value!r} is unknown. Valid optimizers: {', '.join(OPTIMIZERS)}."
+        )
+    if key == "momentum" and value is not None and not (0 <= value < 1):
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
     if key == "networks" and len(value) == 0:
         raise ConfigError(f"{name} must list at least one [[networks]] table.")
 

@@ -15,11 +15,33 @@ import xarray as xr
 
 from . import analysis, models, theory
 from . import data as gdata
-from ._config import RunConfig, dumps
+from ._config import GDRunConfig, RunConfig, dumps
 from ._flow import flow
 from ._gd import gd
 
 METRICS = {"modes": analysis.mode_strengths, "rank": analysis.effective_rank}
+
+
+def make_optimizer(rc: GDRunConfig) -> optax.GradientTransformation:
+    """The optax optimizer a `[[gd.runs]]` entry names."""
+    m = 0.9 if rc.momentum is None else rc.momentum
+    if rc.optimizer == "sgd":
+        return optax.sgd(rc.lr)
+    if rc.optimizer == "momentum":
+        return optax.sgd(rc.lr, momentum=m)
+    if rc.optimizer == "nesterov":
+        return optax.sgd(rc.lr, momentum=m, nesterov=True)
+    if rc.optimizer == "adam":
+        return optax.adam(rc.lr)
+    raise ValueError(f"unknown optimizer {rc.optimizer!r}")  # checked by the config already
+
+
+def time_step(rc: GDRunConfig) -> float:
+    """Flow time per step: lr for sgd and adam; lr/(1 − m) for heavy-ball and Nesterov
+    momentum, whose steady-state step on a slowly varying gradient is lr/(1 − m)·g."""
+    if rc.optimizer in ("momentum", "nesterov"):
+        return rc.lr / (1.0 - (0.9 if rc.momentum is None else rc.momentum))
+    return rc.lr
 
 
 def _theory_curve(net, model, dataset, s, t) -> np.ndarray:
@@ -51,7 +73,9 @@ def run_experiment(cfg: RunConfig, log=print) -> xr.Dataset:
         rotate=cfg.teacher.rotate,
     )  # fmt: skip
     levels = theory.plateau_levels(s)
-    run_names = ["flow"] + [f"gd lr={lr:g}" for lr in cfg.gd.learning_rates]
+    run_names = ["flow"] + [r.label for r in cfg.gd.runs]
+    if len(set(run_names)) != len(run_names):
+        raise ValueError(f"gd.runs has duplicate entries: {run_names[1:]}")
     per_net = []
     for i, net in enumerate(cfg.networks):
         model = models.DeepLinear(
@@ -69,13 +93,15 @@ def run_experiment(cfg: RunConfig, log=print) -> xr.Dataset:
             f"{int(sol.stats['num_grad_evals'])} gradients, {time.perf_counter() - tic:.2f} s"
         )
         runs = [sol]
-        for lr in cfg.gd.learning_rates:
+        for j, rc in enumerate(cfg.gd.runs):
             tic = time.perf_counter()
             r = gd(
-                model, dataset, optax.sgd(lr), t1=net.t1, save=np.asarray(sol.t), metrics=METRICS
-            )
+                model, dataset, make_optimizer(rc), t1=net.t1, lr=time_step(rc),
+                save=np.asarray(sol.t), metrics=METRICS, batch_size=rc.batch_size,
+                key=jax.random.fold_in(key, 1000 + j),
+            )  # fmt: skip
             log(
-                f"[{label}] GD lr={lr:g}: {r.status}, {int(r.stats['num_steps'])} steps, "
+                f"[{label}] {rc.label}: {r.status}, {int(r.stats['num_steps'])} steps, "
                 f"{time.perf_counter() - tic:.2f} s"
             )
             runs.append(r)

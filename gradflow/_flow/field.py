@@ -63,11 +63,12 @@ class ModifiedFlow(AbstractField):
     - `lr`: the learning rate $\eta > 0$ of the GD run being modelled.
     """
 
-    lr: float
+    # an array leaf (not a static float), so that a sweep over lr reuses one compiled solve
+    lr: jax.Array = eqx.field(converter=lambda x: jnp.asarray(x, dtype=float))
     hvps_per_call: ClassVar[int] = 1
 
     def __check_init__(self):
-        if not isinstance(self.lr, jax.Array) and not (float(self.lr) > 0):
+        if not isinstance(self.lr, jax.core.Tracer) and not (float(self.lr) > 0):
             raise ValueError(
                 f"ModifiedFlow(lr=...) needs a positive learning rate, got {self.lr}."
             )

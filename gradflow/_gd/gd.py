@@ -149,8 +149,10 @@ def gd(
     - `model`, `data`, `loss`, `metrics`, `stop_when`: as in [`gradflow.flow`][].
     - `optimizer`: e.g. `optax.sgd(1e-2)`; plain full-batch `sgd` is gradient descent.
     - `num_steps` or `t1`: how long to run (`num_steps = ceil(t1/lr)` when `t1` is given).
-    - `lr`: learning rate defining the time axis t = k·lr (default: probed from the optimizer,
-      see `probe_lr`; for Adam-type optimizers this time is a convention, not flow time).
+    - `lr`: flow time per step, so t = k·lr (default: probed from the optimizer, see
+      `probe_lr`). For plain sgd this is exactly the learning rate. For heavy-ball or Nesterov
+      momentum m, pass `lr=learning_rate/(1 - m)` to align with the flow (its steady step on
+      a slowly varying gradient); for Adam-type optimizers the time axis is a convention.
     - `save`: `None` (the flow's default log grid up to the final time), an int, or times;
       times are snapped to the nearest step.
     - `batch_size`, `key`: mini-batch GD, a fresh random batch (without replacement) per step.
