@@ -11,8 +11,9 @@ S = np.array([3.0, 2.0, 1.0])
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_deep_linear_shapes_and_end_to_end(key, depth):
-    model = gf.models.DeepLinear(in_size=4, width=6, out_size=2, depth=depth, init_scale=0.3,
-                                 key=key)
+    model = gf.models.DeepLinear(
+        in_size=4, width=6, out_size=2, depth=depth, init_scale=0.3, key=key
+    )
     shapes = [w.shape for w in model.weights]
     if depth == 1:
         assert shapes == [(2, 4)]
@@ -52,8 +53,9 @@ def test_deep_linear_is_a_pytree(key):
 
 
 def test_deep_linear_init_std(key):
-    model = gf.models.DeepLinear(in_size=200, width=300, out_size=5, depth=3, init_scale=0.01,
-                                 key=key)
+    model = gf.models.DeepLinear(
+        in_size=200, width=300, out_size=5, depth=3, init_scale=0.01, key=key
+    )
     assert float(jnp.std(model.weights[1])) == pytest.approx(0.01, rel=0.02)
     assert float(jnp.std(model.weights[0])) == pytest.approx(0.01, rel=0.02)
     assert abs(float(jnp.mean(model.weights[1]))) < 1e-4

@@ -10,7 +10,7 @@ from .._misc import as_float64, is_tracing
 
 
 class LinearTeacher(eqx.Module):
-    r"""The singular value decomposition of a linear teacher, $\Sigma_{yx} = U\,\mathrm{diag}(s)\,V^\top$.
+    r"""A linear teacher in factored (SVD) form, $\Sigma_{yx} = U\,\mathrm{diag}(s)\,V^\top$.
 
     Keeping the factors (not only the product) lets the decoupled init align a network with the
     teacher's modes and lets the theory read off $s_k$ without an SVD of noisy statistics.

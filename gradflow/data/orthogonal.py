@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
-
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _haar_columns(key, n: int, r: int) -> jax.Array:
-    g = jax.random.normal(key, (n, r), dtype=jnp.float64)
-    q, rr = jnp.linalg.qr(g, mode="reduced")
-    signs = jnp.where(jnp.diagonal(rr) < 0, -1.0, 1.0)
-    return q * signs
+from .sampling import normal_arrays
 
 
 def orthonormal_columns(key, n: int, r: int) -> jax.Array:
     """An `n × r` matrix with orthonormal columns, Haar-distributed, float64.
 
-    Drawn as the QR factor of an `n × r` standard Gaussian matrix, with the signs of the columns
-    fixed so that `R` has a non-negative diagonal. Without the sign fix the distribution would
-    depend on the QR implementation; with it, the result is Haar and deterministic in `key`.
+    Drawn as the QR factor of an `n × r` standard Gaussian matrix (see `orthonormalise`).
 
     **Arguments:**
 
-    - `key`: a `jax.random` key.
+    - `key`: a `jax.random` key; the result is deterministic in it.
     - `n`: number of rows.
     - `r`: number of columns, `r ≤ n`.
 
@@ -33,7 +23,21 @@ def orthonormal_columns(key, n: int, r: int) -> jax.Array:
     """
     if r > n:
         raise ValueError(f"Cannot draw {r} orthonormal columns in dimension {n}; need r ≤ n.")
-    return _haar_columns(key, n, r)
+    (gaussian,) = normal_arrays(key, [(n, r)], 1.0)
+    return orthonormalise(gaussian)
+
+
+@jax.jit
+def orthonormalise(gaussian: jax.Array) -> jax.Array:
+    """The Q factor of a tall Gaussian matrix, with column signs fixed so `R` has a positive
+    diagonal.
+
+    Without the sign fix the distribution of Q would depend on the QR implementation; with
+    it, Q is Haar-distributed (Mezzadri 2007) and a deterministic function of its input.
+    """
+    q, r = jnp.linalg.qr(gaussian, mode="reduced")
+    signs = jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0)
+    return q * signs
 
 
 def basis_columns(n: int, r: int) -> jax.Array:

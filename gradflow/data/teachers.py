@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,8 @@ import numpy as np
 from .._misc import as_float64, is_tracing
 from .._misc import positive_int as _positive_int
 from .dataset import Dataset, LinearTeacher
-from .orthogonal import basis_columns, orthonormal_columns
+from .orthogonal import basis_columns, orthonormalise
+from .sampling import normal_arrays
 
 
 def power_law(n: int, exponent: float, scale: float = 1.0) -> np.ndarray:
@@ -94,21 +97,26 @@ def linear_teacher(
                 f"`{name}`={size} is smaller than the number of singular values r={r}; "
                 f"pass {name} ≥ {r} or fewer singular values."
             )
-    rotate = bool(rotate)
-
-    num_examples = in_size
     if rotate:
-        key_x, key_u, key_v = jax.random.split(key, 3)
-        q = orthonormal_columns(key_x, num_examples, num_examples)
-        u = orthonormal_columns(key_u, out_size, r)
-        v = orthonormal_columns(key_v, in_size, r)
+        # Draw outside the compiled build: the Gaussian draw is shared across shapes.
+        gaussians = normal_arrays(key, [(in_size, in_size), (out_size, r), (in_size, r)], 1.0)
     else:
-        q = jnp.eye(num_examples, dtype=jnp.float64)
+        gaussians = None
+    return _build(s, gaussians, in_size, out_size)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _build(s, gaussians, in_size: int, out_size: int) -> Dataset:
+    # One compiled computation per shape, instead of dozens of eager dispatches.
+    r = s.shape[0]
+    if gaussians is not None:
+        q, u, v = (orthonormalise(g) for g in gaussians)
+    else:
+        q = jnp.eye(in_size, dtype=jnp.float64)
         u = basis_columns(out_size, r)
         v = basis_columns(in_size, r)
-
     order = jnp.argsort(-s, stable=True)
     teacher = LinearTeacher(u[:, order], s[order], v[:, order])
-    x = jnp.sqrt(jnp.float64(num_examples)) * q
+    x = jnp.sqrt(jnp.float64(in_size)) * q
     y = x @ teacher.matrix().T
     return Dataset(x, y, teacher=teacher)

@@ -10,19 +10,21 @@ import jax.numpy as jnp
 
 from .._misc import is_tracing
 from .._misc import positive_int as _positive_int
+from ..data.sampling import normal_arrays
 
 
 class DeepLinear(eqx.Module):
     r"""Deep linear network $f(x) = W_L \cdots W_1 x$ without biases.
 
     The function is linear, but the gradient flow on the factors is not: from a small init it
-    learns the teacher's modes one at a time (saddle to saddle). In the SVD basis of
-    $\Sigma_{yx} = U\,\mathrm{diag}(s)\,V^\top$ each mode $k$ has an end-to-end strength
-    $u_k = u_k^\top W_L \cdots W_1 v_k$; with a balanced, decoupled init (`gf.models.init.decoupled`)
-    every mode obeys $\dot u = L\,u^{2 - 2/L}(s_k - u)$ on its own (THEORY.md §2), and from a small
-    random init the modes still rise in order of $s_k$, each a sigmoidal drop of the loss, so the
-    rank of `end_to_end()` grows one step per plateau. The hidden units are the `width` neurons of
-    the last hidden layer; `units()` reports their norms.
+    learns the teacher's modes one at a time (saddle to saddle). Write the teacher as
+    $\Sigma_{yx} = \sum_k s_k\,q_k r_k^\top$; mode $k$ of the network has end-to-end strength
+    $m_k = q_k^\top W_L \cdots W_1 r_k$. With a balanced, decoupled init
+    (`gf.models.init.decoupled`) every mode obeys $\dot m = L\,m^{2 - 2/L}(s_k - m)$ on its own
+    (THEORY.md §2). From a small random init the modes still rise in order of $s_k$, each one a
+    sigmoidal drop of the loss, so the rank of `end_to_end()` grows by one per plateau. The
+    units are the `width` neurons of the last hidden layer; `units()` reports their norms, and
+    units that stay near the init scale have not been recruited.
 
     **Fields:**
 
@@ -38,9 +40,7 @@ class DeepLinear(eqx.Module):
     out_size: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)
 
-    def __init__(
-        self, in_size: int, width: int, out_size: int, depth: int, init_scale, *, key
-    ):
+    def __init__(self, in_size: int, width: int, out_size: int, depth: int, init_scale, *, key):
         r"""**Arguments:**
 
         - `in_size`: input dimension, integer `≥ 1`.
@@ -74,11 +74,7 @@ class DeepLinear(eqx.Module):
                     "1e-6 for a small init (zero would sit exactly on the saddle)."
                 )
         shapes = _weight_shapes(self.in_size, self.width, self.out_size, self.depth)
-        keys = jax.random.split(key, self.depth)
-        self.weights = tuple(
-            init_scale * jax.random.normal(k, shape, dtype=jnp.float64)
-            for k, shape in zip(keys, shapes)
-        )
+        self.weights = normal_arrays(key, shapes, init_scale)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the network to ONE example.

@@ -13,6 +13,7 @@ scales); the value checks then run only on concrete inputs.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -22,7 +23,8 @@ import jax.numpy as jnp
 
 from .._misc import as_float64, is_tracing
 from ..data.dataset import Dataset, LinearTeacher
-from ..data.orthogonal import basis_columns, orthonormal_columns
+from ..data.orthogonal import basis_columns, orthonormalise
+from ..data.sampling import normal_arrays
 from .deep_linear import DeepLinear
 
 
@@ -46,13 +48,10 @@ def gaussian(model, std, *, key):
     positions = [i for i, leaf in enumerate(leaves) if eqx.is_inexact_array(leaf)]
     if not positions:
         return model
-    keys = jax.random.split(key, len(positions))
-    new = [
-        std * jax.random.normal(k, jnp.shape(leaves[i]), dtype=jnp.float64)
-        for k, i in zip(keys, positions)
-    ]
+    shapes = tuple(tuple(jnp.shape(leaves[i])) for i in positions)
+    new = normal_arrays(key, shapes, std)
     where = lambda m: [jax.tree.leaves(m)[i] for i in positions]
-    return eqx.tree_at(where, model, new)
+    return eqx.tree_at(where, model, list(new))
 
 
 def width_scaled(model, gamma, *, key):
@@ -113,25 +112,17 @@ def decoupled(model: DeepLinear, teacher, a0, *, key=None) -> DeepLinear:
     teacher = _resolve_teacher(teacher, model)
     r = teacher.rank
     a = _per_mode(a0, r, "a0")
-    u, v = teacher.u, teacher.v
-    depth = model.depth
-    if depth == 1:
-        weights = ((u * a) @ v.T,)
+    depth, width = model.depth, model.width
+    if depth > 1 and width < r:
+        raise ValueError(
+            f"`model.width`={width} is smaller than the teacher's rank r={r}; the decoupled "
+            f"init needs one hidden direction per mode: use width ≥ {r}."
+        )
+    if key is None or depth == 1:
+        hidden = None
     else:
-        if model.width < r:
-            raise ValueError(
-                f"`model.width`={model.width} is smaller than the teacher's rank r={r}; the "
-                f"decoupled init needs one hidden direction per mode: use width ≥ {r}."
-            )
-        if key is None:
-            rs = [basis_columns(model.width, r)] * (depth - 1)
-        else:
-            keys = jax.random.split(key, depth - 1)
-            rs = [orthonormal_columns(k, model.width, r) for k in keys]
-        weights = [(rs[0] * a) @ v.T]
-        weights += [(rs[i] * a) @ rs[i - 1].T for i in range(1, depth - 1)]
-        weights += [(u * a) @ rs[-1].T]
-        weights = tuple(weights)
+        hidden = normal_arrays(key, [(width, r)] * (depth - 1), 1.0)
+    weights = _aligned_weights(teacher.u, teacher.v, a, hidden, width, depth)
     return eqx.tree_at(lambda m: m.weights, model, weights)
 
 
@@ -163,12 +154,34 @@ def low_rank_plus_noise(
     r = _resolve_teacher(teacher, model).rank
     rank = _rank(rank, r)
     _check_nonnegative(noise, "noise")
-    strength = _per_mode(strength, rank, "strength") if rank > 0 else jnp.zeros((0,), dtype=jnp.float64)
-    a0 = jnp.concatenate([strength, jnp.zeros((r - rank,), dtype=jnp.float64)])
+    strength = _per_mode(strength, rank, "strength") if rank > 0 else jnp.zeros((0,))
+    a0 = jnp.concatenate([strength, jnp.zeros((r - rank,))]).astype(jnp.float64)
     aligned = decoupled(model, teacher, a0)
     perturbation = gaussian(aligned, noise, key=key)
-    weights = tuple(w + dw for w, dw in zip(aligned.weights, perturbation.weights))
+    weights = _add(aligned.weights, perturbation.weights)
     return eqx.tree_at(lambda m: m.weights, aligned, weights)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _aligned_weights(u, v, a, hidden, width: int, depth: int) -> tuple[jax.Array, ...]:
+    # W_1 = R_1 A Vᵀ, W_l = R_l A R_{l-1}ᵀ, W_L = U A R_{L-1}ᵀ; `hidden` holds Gaussian
+    # matrices to orthonormalise into the R_l, or None for standard-basis columns.
+    if depth == 1:
+        return ((u * a) @ v.T,)
+    r = a.shape[0]
+    if hidden is None:
+        rs = [basis_columns(width, r)] * (depth - 1)
+    else:
+        rs = [orthonormalise(g) for g in hidden]
+    weights = [(rs[0] * a) @ v.T]
+    weights += [(rs[i] * a) @ rs[i - 1].T for i in range(1, depth - 1)]
+    weights += [(u * a) @ rs[-1].T]
+    return tuple(weights)
+
+
+@jax.jit
+def _add(xs, ys):
+    return jax.tree.map(jnp.add, xs, ys)
 
 
 def _check_deep_linear(model) -> DeepLinear:
