@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import PyTree
+from .rkc import RKC
 
 SOLVERS = {
     "tsit5": dfx.Tsit5,
@@ -20,6 +21,7 @@ SOLVERS = {
     "euler": dfx.Euler,
     "kvaerno3": dfx.Kvaerno3,
     "kvaerno5": dfx.Kvaerno5,
+    "rkc": RKC,
 }
 
 #: Stand-in for `t1 = inf` inside diffrax (a finite end keeps its step arithmetic finite).
