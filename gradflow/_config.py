@@ -80,8 +80,8 @@ class GDConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
-    #: solver name (tsit5, dopri5, dopri8, kvaerno5, ...)
-    solver: str = "tsit5"
+    #: solver name: auto (Tsit5, switching to RKC while stiff), tsit5, rkc, dopri8, kvaerno5, ...
+    solver: str = "auto"
     rtol: float = 1e-6
     #: absolute tolerance (default: derived from the init, below the init scale)
     atol: float | None = None

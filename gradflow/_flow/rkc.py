@@ -238,5 +238,10 @@ class RKC(dfx.AbstractAdaptiveSolver):
         }
         return y1, est, dense_info, (f1, rho, v, age + 1, counts), dfx.RESULTS.successful
 
+    def work(self, solver_state) -> dict:
+        """Vector-field evaluations and JVPs of the accepted steps (from the solver state)."""
+        counts = solver_state[4]
+        return {"num_vf": counts["num_vf"], "num_jvp": counts["num_jvp"]}
+
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)

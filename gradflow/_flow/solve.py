@@ -113,7 +113,10 @@ def _solve(
             out["params"] = y
         return out
 
-    saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)])
+    counted = hasattr(solver, "work")  # solvers that count their own work in their state
+    saveat = dfx.SaveAt(
+        subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)], solver_state=counted
+    )
     conds = [lambda t, y, args, **kw: _diverged(y)]
     if stop_when is not None:
         conds.append(lambda t, y, args, **kw: stop_when(y, args))
@@ -171,15 +174,29 @@ def _solve(
         return jnp.concatenate([jnp.where(mask, x, jnp.nan), x_final[None]])
 
     rec = jax.tree.map(record, grid, last)
-    per_step, at_start = evals_per_step(solver)
     n_steps = sol.stats["num_steps"]
-    evals = jnp.where(per_step >= 0, per_step * n_steps + at_start, -1)
+    n_acc = sol.stats["num_accepted_steps"]
+    n_rej = sol.stats["num_rejected_steps"]
+    if counted:
+        # The solver counts accepted steps only (diffrax drops the state of a rejected step);
+        # rejected steps are charged at the mean cost of an accepted one: an estimate.
+        work = solver.work(sol.solver_state)
+        per_acc = lambda n: n + jnp.round(n * n_rej / jnp.maximum(n_acc, 1)).astype(n.dtype)
+        evals = per_acc(work["num_vf"].astype(jnp.int64))
+        jvps = per_acc(work["num_jvp"].astype(jnp.int64))
+        extra = {k: v for k, v in work.items() if k not in ("num_vf", "num_jvp")}
+    else:
+        per_step, at_start = evals_per_step(solver)
+        evals = jnp.where(per_step >= 0, per_step * n_steps + at_start, -1)
+        jvps, extra = jnp.zeros_like(evals), {}
     stats = {
         "num_steps": n_steps,
-        "num_accepted": sol.stats["num_accepted_steps"],
-        "num_rejected": sol.stats["num_rejected_steps"],
+        "num_accepted": n_acc,
+        "num_rejected": n_rej,
         "num_grad_evals": evals * field.grads_per_call,
-        "num_hvp_evals": evals * field.hvps_per_call,
+        # JVPs of the field (power iterations) are Hessian-vector products of the loss
+        "num_hvp_evals": evals * field.hvps_per_call + jvps,
+        **extra,
     }
     return FlowSolution(
         t=record(grid_ts, t_final),
@@ -345,16 +362,21 @@ def flow(
     ```
     """
     t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
-    _check_model_data(model, data, loss)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    sol = _run(
-        _OnModel(loss), params, (static, data), t0=t0, t1=t1f, field=field, solver=solver,
-        rtol=rtol, atol=atol, controller=controller, save=save,
-        metrics={k: _OnModel(f) for k, f in (metrics or {}).items()},
-        stop_when=None if stop_when is None else _OnModel(stop_when, with_data=False),
-        max_steps=max_steps, progress=progress, save_params=save_params, dt0=dt0,
-        throw=throw, label="flow",
-    )  # fmt: skip
+    try:
+        sol = _run(
+            _OnModel(loss), params, (static, data), t0=t0, t1=t1f, field=field, solver=solver,
+            rtol=rtol, atol=atol, controller=controller, save=save,
+            metrics={k: _OnModel(f) for k, f in (metrics or {}).items()},
+            stop_when=None if stop_when is None else _OnModel(stop_when, with_data=False),
+            max_steps=max_steps, progress=progress, save_params=save_params, dt0=dt0,
+            throw=throw, label="flow",
+        )  # fmt: skip
+    except (TypeError, ValueError) as e:
+        # Only on failure: explain shape mismatches between model and data by name (a check
+        # before every solve would cost a trace per call).
+        _check_model_data(model, data, loss, cause=e)
+        raise
     traj = None if sol.trajectory is None else eqx.combine(sol.trajectory, static)
     return eqx.tree_at(
         lambda s: (s.model, s.trajectory),
@@ -364,17 +386,15 @@ def flow(
     )
 
 
-def _check_model_data(model, data, loss):
-    """Fail early, with names, when the model cannot be applied to the data."""
-    if isinstance(jax.tree.leaves(model)[0] if jax.tree.leaves(model) else None, jax.core.Tracer):
-        return
+def _check_model_data(model, data, loss, cause=None):
+    """Raise a ValueError naming the shapes when `loss(model, data)` cannot be evaluated."""
     x = getattr(data, "x", None)
-    if x is None:
+    if x is None or any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(model)):
         return
     try:
         jax.eval_shape(lambda m, d: loss(m, d), model, data)
-    except Exception as e:  # shape mismatches surface here, before any compile of the solver
+    except Exception as e:
         raise ValueError(
             f"loss(model, data) cannot be evaluated: {e}. Check that the model's in/out sizes "
             f"match data.x {tuple(x.shape)} and data.y {tuple(getattr(data, 'y').shape)}."
-        ) from e
+        ) from (cause or e)

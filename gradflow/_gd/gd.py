@@ -188,7 +188,9 @@ def gd(
         times = log_grid(t_end, save)
     else:
         times = np.asarray(save, dtype=np.float64).reshape(-1)
-    steps = np.unique(np.clip(np.rint(times / lr), 0, num_steps).astype(np.int64))
+    steps = np.clip(np.rint(times / lr), 0, num_steps).astype(np.int64)
+    # always run to num_steps: the last record is the final step whatever the save times
+    steps = np.unique(np.append(steps, num_steps))
     sol = _run_gd(
         params, static, data, jnp.asarray(steps), num_steps, jnp.asarray(lr),
         key if key is not None else jax.random.key(0), loss=_Loss(loss), optimizer=optimizer,

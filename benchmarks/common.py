@@ -1,0 +1,154 @@
+"""Problems, the shared save grid, drop-time errors and the timing protocol."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import numpy as np
+
+import gradflow as gf
+
+#: Teacher of every deep linear case (PERFORMANCE.md): singular values, sizes.
+SINGULAR_VALUES = (5.0, 4.0, 3.0, 2.0, 1.0)
+D = 8
+WIDTH = 8
+#: Number of points of the common log-spaced save grid. Every method reports the loss on this
+#: grid, and drop times are first crossings of the midpoints between plateau levels, linearly
+#: interpolated on it (spacing 0.9% in t; the interpolation error is far smaller than that).
+N_SAVE = 1000
+DATA_SEED = 0
+INIT_SEED = 1
+
+
+def mse_params(params, args):
+    """The loss over `(params, (static, data))`, exactly what `gf.flow` integrates."""
+    static, data = args
+    return gf.losses.mse(eqx.combine(params, static), data)
+
+
+@dataclass
+class Problem:
+    depth: int
+    sigma: float
+    t1: float
+    model: eqx.Module
+    data: gf.Dataset
+    params: object
+    static: object
+    ts: np.ndarray
+    levels: np.ndarray
+
+    @property
+    def args(self):
+        return (self.static, self.data)
+
+    @property
+    def num_params(self) -> int:
+        return sum(x.size for x in jax.tree.leaves(self.params))
+
+
+def make_problem(depth: int, sigma: float, t1: float) -> Problem:
+    data = gf.data.linear_teacher(
+        list(SINGULAR_VALUES), in_size=D, out_size=D, key=jax.random.key(DATA_SEED)
+    )
+    model = gf.models.DeepLinear(D, WIDTH, D, depth, sigma, key=jax.random.key(INIT_SEED))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    ts = gf.log_grid(t1, N_SAVE)
+    levels = gf.theory.plateau_levels(np.array(SINGULAR_VALUES))
+    return Problem(depth, sigma, t1, model, data, params, static, ts, levels)
+
+
+def drop_times(problem: Problem, t, loss) -> np.ndarray:
+    """Drop times (first crossings of the level midpoints) via `gf.analysis.plateaus`."""
+    t, loss = np.asarray(t, float), np.asarray(loss, float)
+    ok = np.isfinite(t) & np.isfinite(loss)
+    if ok.sum() < 4:
+        return np.full(len(problem.levels) - 1, np.nan)
+    table = gf.analysis.plateaus(t=t[ok], loss=loss[ok], levels=problem.levels)
+    return np.asarray(table.drop[:-1], float)
+
+
+def drop_error(drops, ref_drops) -> float:
+    """Max relative drop-time error over the drops the reference has (inf if one is missed)."""
+    drops, ref = np.asarray(drops, float), np.asarray(ref_drops, float)
+    have = np.isfinite(ref)
+    if not have.any():
+        return float("nan")
+    err = np.abs(drops[have] - ref[have]) / ref[have]
+    return float(np.inf) if not np.all(np.isfinite(err)) else float(err.max())
+
+
+def _block(out):
+    jax.block_until_ready(jax.tree.leaves(out, is_leaf=lambda x: x is None))
+    return out
+
+
+#: A first call slower than this (seconds) is followed by one timed call only (see `timed`).
+#: `__main__` sets it per mode: 5 s in quick mode, 60 s in full mode.
+SLOW_S = 5.0
+#: Cheap calls are repeated until they have run this long in total (at most MAX_REPEATS
+#: times): the best of many calls is a steadier estimate on a shared, noisy machine.
+MIN_TOTAL_S = 1.0
+MAX_REPEATS = 25
+
+
+def timed(fn, repeats: int = 3, clear: bool = True) -> tuple[object, dict]:
+    """First call (compile + run) and the best of >= `repeats` further calls (run only).
+
+    JAX's in-memory compilation caches are cleared before the first call so that every
+    competitor pays (and reports) its own compile, even when an earlier case compiled the same
+    shapes. `compile_s` = first call − best further call. Cheap calls are repeated more (until
+    `MIN_TOTAL_S`); if the first call took longer than `SLOW_S`, only one further call is made.
+    The number of further calls is recorded as `repeats`.
+    """
+    if clear:
+        jax.clear_caches()
+    t0 = time.perf_counter()
+    out = _block(fn())
+    first = time.perf_counter() - t0
+    if repeats == 0:
+        return out, {"first_s": first, "run_s": None, "compile_s": None, "repeats": 0}
+    limit = 1 if first > SLOW_S else MAX_REPEATS
+    best, total, n = np.inf, 0.0, 0
+    while n < limit and (n < repeats or total < MIN_TOTAL_S):
+        t0 = time.perf_counter()
+        out = _block(fn())
+        dt = time.perf_counter() - t0
+        best, total, n = min(best, dt), total + dt, n + 1
+    return out, {"first_s": first, "run_s": best, "compile_s": max(first - best, 0.0),
+                 "repeats": n}  # fmt: skip
+
+
+def timed_group(fns: dict, repeats: int = 3) -> dict:
+    """`timed` for several functions whose ratios matter, with their timed calls interleaved.
+
+    Caches are cleared once; each function's first call (its own compile + run) is made in
+    turn, then rounds of one call of each, so that a load spike on the shared machine hits all
+    of them alike. Returns `{name: (output, timing)}`.
+    """
+    jax.clear_caches()
+    outs, first = {}, {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        outs[name] = _block(fn())
+        first[name] = time.perf_counter() - t0
+    slow = max(first.values()) > SLOW_S
+    best = dict.fromkeys(fns, np.inf)
+    total, n = 0.0, 0
+    while n < (1 if slow else MAX_REPEATS) and (n < repeats or total < MIN_TOTAL_S):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            outs[name] = _block(fn())
+            dt = time.perf_counter() - t0
+            best[name] = min(best[name], dt)
+            total += dt
+        n += 1
+    return {
+        name: (outs[name], {"first_s": first[name], "run_s": best[name],
+                            "compile_s": max(first[name] - best[name], 0.0), "repeats": n,
+                            "interleaved": list(fns)})  # fmt: skip
+        for name in fns
+    }

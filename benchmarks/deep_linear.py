@@ -1,0 +1,183 @@
+"""Deep linear cases (PERFORMANCE.md): d = 8, width 8, teacher (5, 4, 3, 2, 1), whitened inputs.
+
+A case runs, in one process and one after the other: the reference, gradflow, the same diffrax
+solve by hand, Kvaerno5 (small cases only), SciPy LSODA and BDF, GD at lr = 1/λ_max and at the
+largest lr of a short search whose drop times are within 1% of the reference, torchdiffeq.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import competitors as comp
+from .common import Problem, drop_error, drop_times, make_problem, timed_group
+
+#: GD learning rates searched, as multiples of 1/λ_max (largest first).
+GD_FACTORS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+#: Largest accepted max relative drop-time error for "GD at 1%".
+GD_TOL = 0.01
+
+ALL = ("gradflow", "diffrax_tsit5", "diffrax_kvaerno5", "scipy_lsoda", "scipy_bdf", "gd",
+       "torchdiffeq", "progress")  # fmt: skip
+
+
+@dataclass
+class Case:
+    name: str
+    depth: int
+    sigma: float
+    t1: float
+    modes: tuple[str, ...] = ("quick", "full")
+    methods: tuple[str, ...] = ALL
+    reference: str = "dopri8"
+    kvaerno_max_steps: int = 20_000
+    notes: list[str] = field(default_factory=list)
+
+
+CASES = [
+    Case("dl2_s1e-3", 2, 1e-3, 60.0),
+    Case("dl2_s1e-6", 2, 1e-6, 60.0),
+    Case("dl2_s1e-9", 2, 1e-9, 60.0,
+         methods=tuple(m for m in ALL if m != "diffrax_kvaerno5")),
+    Case("dl2_s1e-12", 2, 1e-12, 60.0, methods=("gradflow", "diffrax_tsit5")),
+    Case("dl3_s1e-3", 3, 1e-3, 1150.0,
+         methods=tuple(m for m in ALL if m not in ("diffrax_kvaerno5", "torchdiffeq"))),
+    # full mode only: Tsit5 needs ~8e6 steps here (PERFORMANCE.md); the Dopri8 reference would
+    # need more, so the reference is LSODA at rtol 1e-10 with the JAX Hessian as Jacobian.
+    Case("dl3_s1e-6", 3, 1e-6, 1.15e6, modes=("full",), reference="lsoda",
+         methods=("gradflow", "diffrax_tsit5", "diffrax_kvaerno5", "scipy_lsoda", "scipy_bdf",
+                  "gd"), kvaerno_max_steps=200_000),  # fmt: skip
+]
+# Full mode adds Kvaerno5 on 2-layer σ = 1e-9 and 3-layer σ = 1e-3, and torchdiffeq on the
+# 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget).
+FULL_EXTRA = {"dl2_s1e-9": ("diffrax_kvaerno5",),
+              "dl3_s1e-3": ("diffrax_kvaerno5", "torchdiffeq")}  # fmt: skip
+
+
+def methods_for(case: Case, mode: str) -> tuple[str, ...]:
+    extra = FULL_EXTRA.get(case.name, ()) if mode == "full" else ()
+    return case.methods + extra
+
+
+def _finish(row: dict, name: str, problem: Problem, ref_drops) -> dict:
+    drops = drop_times(problem, row.pop("t"), row.pop("loss"))
+    row.pop("params", None)
+    row["method"] = name
+    row["drops"] = [float(x) for x in drops]
+    row["drop_err"] = drop_error(drops, ref_drops)
+    return row
+
+
+def _gd(problem: Problem, ref_drops, lam: float, log) -> list[dict]:
+    """GD at 1/λ_max, and the largest c/λ_max (c in GD_FACTORS) within GD_TOL."""
+    rows = []
+    search = []
+    chosen = None
+    for c in GD_FACTORS:
+        r = comp.run_gd(problem, c / lam, repeats=0)
+        err = drop_error(drop_times(problem, r["t"], r["loss"]), ref_drops)
+        search.append({"c": c, "lr": c / lam, "drop_err": err, "num_steps": r["num_steps"]})
+        log(f"    gd search c={c:<5} lr={c / lam:.4g} steps={r['num_steps']} err={err:.3%}")
+        if err <= GD_TOL:
+            chosen = c
+            break
+        if not np.isfinite(err):  # no reference drop inside [0, T] (e.g. a tiny smoke-test T)
+            break
+    row = _finish(comp.run_gd(problem, 1.0 / lam), "gd_lr_1/lmax", problem, ref_drops)
+    row["c"] = 1.0
+    rows.append(row)
+    if chosen is None:
+        rows.append({"method": "gd_1pct", "status": "not_found", "c": None, "search": search,
+                     "note": f"no c in {GD_FACTORS} reached {GD_TOL:.0%}"})  # fmt: skip
+    elif chosen == 1.0:
+        same = dict(row, method="gd_1pct", search=search, note="same run as gd_lr_1/lmax")
+        rows.append(same)
+    else:
+        r = _finish(comp.run_gd(problem, chosen / lam), "gd_1pct", problem, ref_drops)
+        r["c"] = chosen
+        r["search"] = search
+        rows.append(r)
+    return rows
+
+
+def run_case(case: Case, mode: str, log=print, only=None) -> dict:
+    """Run the methods of `case` (those matching a glob in `only`, if given); returns the
+    case record (rows without the loss curves)."""
+    t_case = time.perf_counter()
+    problem = make_problem(case.depth, case.sigma, case.t1)
+    methods = methods_for(case, mode)
+    if only:
+        methods = tuple(m for m in methods if any(fnmatch.fnmatch(m, pat) for pat in only))
+    log(f"== {case.name}: depth {case.depth}, σ={case.sigma:g}, T={case.t1:g}, "
+        f"P={problem.num_params}; {', '.join(methods)}")  # fmt: skip
+    t0 = time.perf_counter()
+    ref = comp.reference(problem, case.reference)
+    ref_time = time.perf_counter() - t0
+    ref_drops = drop_times(problem, ref["t"], ref["loss"])
+    record = {
+        "name": case.name, "depth": case.depth, "sigma": case.sigma, "t1": case.t1,
+        "num_params": problem.num_params, "atol": comp.flow_atol(problem), "rtol": comp.RTOL,
+        "reference": {
+            "kind": case.reference, "drops": [float(x) for x in ref_drops],
+            "final_loss": ref["final_loss"], "num_steps": ref["num_steps"],
+            "status": ref["status"], "seconds": ref_time,
+        },
+        "rows": [],
+    }  # fmt: skip
+    log(f"  reference {case.reference}: {ref['status']}, steps={ref['num_steps']}, "
+        f"drops={np.round(ref_drops, 4).tolist()} ({ref_time:.1f} s)")  # fmt: skip
+    rows = record["rows"]
+
+    def add(row):
+        rows.append(row)
+        if "run_s" in row and row.get("run_s") is not None:
+            log(f"  {row['method']:<16} {row['status']:<9} steps={row.get('num_steps')} "
+                f"grads={row.get('num_grad_evals')} run={row['run_s'] * 1e3:.2f} ms "
+                f"compile={row['compile_s']:.2f} s err={row.get('drop_err', float('nan')):.2e}")
+        else:
+            log(f"  {row['method']:<16} {row.get('status')} {row.get('note', '')}")
+
+    # gradflow, its progress line and the same diffrax solve by hand are timed interleaved:
+    # their ratios are targets, and interleaving makes them robust to load on the machine
+    group = {}
+    if "gradflow" in methods:
+        group["gradflow"] = comp.run_gradflow(problem, repeats=None)
+    if "progress" in methods:
+        group["gradflow_progress"] = comp.run_gradflow(problem, progress=True, repeats=None)
+    if "diffrax_tsit5" in methods:
+        group["diffrax_tsit5"] = comp.run_diffrax(problem, "tsit5", repeats=None)
+    if group:
+        timings = timed_group({k: call for k, (call, _) in group.items()})
+        for k, (_, finish) in group.items():
+            add(_finish(finish(*timings[k]), k, problem, ref_drops))
+    for m in methods:
+        if m in ("gradflow", "progress", "diffrax_tsit5"):
+            continue
+        if m == "diffrax_kvaerno5":
+            r = comp.run_diffrax(problem, "kvaerno5", max_steps=case.kvaerno_max_steps)
+            add(_finish(r, "diffrax_kvaerno5", problem, ref_drops))
+        elif m == "scipy_lsoda":
+            add(_finish(comp.run_scipy(problem, "LSODA"), "scipy_lsoda", problem, ref_drops))
+        elif m == "scipy_bdf":
+            r = comp.run_scipy(problem, "BDF", jac=True)
+            add(_finish(r, "scipy_bdf_jac", problem, ref_drops))
+        elif m == "gd":
+            lam = comp.lambda_max(problem, ref["params"])
+            record["lambda_max"] = lam
+            log(f"  λ_max at the reference's final params: {lam:.6g}")
+            for r in _gd(problem, ref_drops, lam, log):
+                add(r)
+        elif m == "torchdiffeq":
+            why = comp.torch_available()
+            if why is None:
+                add(_finish(comp.run_torchdiffeq(problem), "torchdiffeq_dopri5", problem,
+                            ref_drops))  # fmt: skip
+            else:
+                add({"method": "torchdiffeq_dopri5", "status": "skipped",
+                     "note": f"not importable ({why})"})  # fmt: skip
+    record["seconds"] = time.perf_counter() - t_case
+    return record

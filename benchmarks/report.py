@@ -1,0 +1,192 @@
+"""JSON output (written atomically), target ratios, and the generated tables in README.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+README = Path(__file__).with_name("README.md")
+TABLE = ("<!-- table -->", "<!-- /table -->")
+TARGETS = ("<!-- targets -->", "<!-- /targets -->")
+
+
+def _clean(x):
+    """JSON has no inf/nan: write them as strings."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        return _clean(x.item())
+    return x
+
+
+def write_json(result: dict, path: str | os.PathLike) -> Path:
+    """Write `result` to `path` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_clean(result), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _row(case: dict, method: str) -> dict | None:
+    for r in case["rows"]:
+        if r.get("method") == method and r.get("run_s") is not None:
+            return r
+    return None
+
+
+def _case(result: dict, name: str) -> dict | None:
+    return next((c for c in result["cases"] if c["name"] == name), None)
+
+
+def targets(result: dict) -> list[dict]:
+    """The issue's targets, each as measured ratios (numbers of this one run) and pass/fail."""
+    out = []
+
+    def add(name, goal, values, worst, ok):
+        out.append({"target": name, "goal": goal, "per_case": values, "measured": worst,
+                    "pass": ok})  # fmt: skip
+
+    def per_case(num, den):
+        vals = {}
+        for c in result["cases"]:
+            a, b = _row(c, num), _row(c, den)
+            if a and b and a["run_s"] > 0 and b["run_s"] > 0:
+                vals[c["name"]] = a["run_s"] / b["run_s"]
+        return vals
+
+    v = per_case("gradflow", "diffrax_tsit5")
+    worst = max(v.values()) if v else None
+    add("gradflow wall / same diffrax Tsit5 solve by hand", "≤ 1.2", v, worst,
+        None if worst is None else worst <= 1.2)  # fmt: skip
+    v = per_case("scipy_lsoda", "gradflow")
+    worst = min(v.values()) if v else None
+    add("SciPy LSODA wall / gradflow wall", "≥ 10", v, worst,
+        None if worst is None else worst >= 10)  # fmt: skip
+    c = _case(result, "dl2_s1e-9")
+    v = {}
+    if c and _row(c, "gd_1pct") and _row(c, "gradflow"):
+        v = {c["name"]: _row(c, "gd_1pct")["run_s"] / _row(c, "gradflow")["run_s"]}
+    worst = min(v.values()) if v else None
+    add("GD at 1% drop-time error wall / gradflow wall (2-layer, σ = 1e-9)", "≥ 10", v, worst,
+        None if worst is None else worst >= 10)  # fmt: skip
+    a, b = _case(result, "dl2_s1e-3"), _case(result, "dl2_s1e-12")
+    v = {}
+    if a and b and _row(a, "gradflow") and _row(b, "gradflow"):
+        v = {"dl2_s1e-12 / dl2_s1e-3": _row(b, "gradflow")["num_steps"]
+             / _row(a, "gradflow")["num_steps"]}  # fmt: skip
+    worst = max(v.values()) if v else None
+    add("gradflow steps, σ = 1e-12 / σ = 1e-3 (2-layer)", "≤ 2", v, worst,
+        None if worst is None else worst <= 2)  # fmt: skip
+    v = {k: x - 1.0 for k, x in per_case("gradflow_progress", "gradflow").items()}
+    worst = max(v.values()) if v else None
+    add("progress=True overhead (wall / progress=False − 1)", "< 10%", v, worst,
+        None if worst is None else worst < 0.10)  # fmt: skip
+    return out
+
+
+def _fmt(x, kind):
+    if x is None or x == "":
+        return "–"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, float) and not math.isfinite(x):
+        return "∞" if x > 0 else "nan"
+    if kind == "int":
+        return f"{int(x):,}"
+    if kind == "ms":
+        return f"{x * 1e3:.3g}" if x * 1e3 < 1000 else f"{x * 1e3:,.0f}"
+    if kind == "s":
+        return f"{x:.2f}"
+    if kind == "pct":
+        return f"{x:+.2%}" if x < 0 else (f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}")
+    if kind == "x":
+        return f"{x:.2f}×" if x < 100 else f"{x:,.0f}×"
+    return f"{x:.3g}"
+
+
+def table(result: dict) -> str:
+    head = ("| case | method | status | steps | grad evals | run (ms) | compile (s) "
+            "| max drop-time err | final loss | wall / gradflow |")  # fmt: skip
+    lines = [head, "|" + "---|" * 10]
+    for c in result["cases"]:
+        base = _row(c, "gradflow")
+        for r in c["rows"]:
+            if r.get("run_s") is None:
+                lines.append(f"| {c['name']} | {r['method']} | {r.get('status')} | | | | | | | "
+                             f"{r.get('note', '')} |")  # fmt: skip
+                continue
+            ratio = r["run_s"] / base["run_s"] if base else None
+            method = r["method"]
+            if r.get("c") is not None and method.startswith("gd"):
+                method += f" (lr = {r['c']:g}/λ_max = {r['lr']:.3g})"
+            if r.get("num_jac_evals"):
+                method += f" ({r['num_jac_evals']} Hessians)"
+            lines.append(
+                f"| {c['name']} | {method} | {r['status']} | {_fmt(r.get('num_steps'), 'int')} "
+                f"| {_fmt(r.get('num_grad_evals'), 'int')} | {_fmt(r['run_s'], 'ms')} "
+                f"| {_fmt(r['compile_s'], 's')} | {_fmt(r.get('drop_err'), 'pct')} "
+                f"| {_fmt(r.get('final_loss'), 'g')} | {_fmt(ratio, 'x')} |"
+            )
+    meta = result["meta"]
+    lines.append("")
+    lines.append(
+        f"Mode `{meta['mode']}`, {meta['date']}, {meta['machine']}; jax {meta['jax']}, diffrax "
+        f"{meta['diffrax']}, scipy {meta['scipy']}, torch {meta.get('torch') or 'not installed'};"
+        f" total wall time {meta['total_s']:.0f} s. References: "
+        + "; ".join(
+            f"{c['name']} {c['reference']['kind']} (drops "
+            + ", ".join(f"{d:.4g}" for d in c["reference"]["drops"]) + ")"
+            for c in result["cases"]
+        )
+        + ". λ_max: "
+        + ", ".join(f"{c['name']} {c['lambda_max']:.4g}" for c in result["cases"]
+                    if "lambda_max" in c)  # fmt: skip
+        + "."
+    )
+    return "\n".join(lines)
+
+
+def targets_md(result: dict) -> str:
+    lines = ["| target | goal | measured | per case | pass |", "|---|---|---|---|---|"]
+    for t in result["targets"]:
+        pc = ", ".join(f"{k}: {_fmt(v, 'pct' if 'overhead' in t['target'] else 'x')}"
+                       for k, v in t["per_case"].items())  # fmt: skip
+        kind = "pct" if "overhead" in t["target"] else "x"
+        ok = {True: "pass", False: "**fail**", None: "not measured"}[t["pass"]]
+        lines.append(f"| {t['target']} | {t['goal']} | {_fmt(t['measured'], kind)} | {pc} "
+                     f"| {ok} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _between(text: str, markers: tuple[str, str], body: str) -> str:
+    start, end = markers
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{README} has no {start} … {end} markers")
+    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
+
+
+def update_readme(result: dict, path: Path = README) -> None:
+    text = path.read_text()
+    text = _between(text, TABLE, table(result))
+    text = _between(text, TARGETS, targets_md(result))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

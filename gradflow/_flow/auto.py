@@ -1,0 +1,159 @@
+r"""Automatic switching between explicit (Tsit5) and stabilised explicit (RKC) stepping.
+
+Small-init gradient flow starts non-stiff — the first plateau and escape are resolved best by
+a high-order explicit method — and becomes stiff after the first escape: the learned
+directions have curvature $\lambda_{max}$ far above the rate of the next slow escape, and an
+explicit method is then held at $h \approx 3.5/\lambda_{max}$ on every later plateau and in
+the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and switches:
+
+1. In explicit mode, every `check_every` steps it estimates the spectral radius $\rho$ of the
+   Jacobian $-\nabla^2 L$ with a few warm-started power iterations on Jacobian-vector products
+   (the estimate RKC keeps anyway). If $h\rho >$ `to_stiff` on `patience` consecutive checks,
+   the step is limited by stability rather than accuracy (Tsit5 is stable up to
+   $h\rho \approx 3.5$ on the negative real axis): switch to RKC.
+2. In stiff mode, if RKC's steps satisfy $1.54\,h\hat\rho <$ `to_explicit` (two or three
+   stages: the problem is no longer stiff at the accuracy-limited step) on `patience`
+   consecutive steps, switch back to Tsit5, whose fifth order then takes far longer steps.
+
+Both methods are FSAL, so a switch costs nothing: each keeps the other's last vector-field
+value current. Dense output is cubic Hermite for both (from each step's end-point slopes), so
+saving and event location are unaffected by the mode. The controller sees one error order
+(`error_order`); the step-size ratio adapts within a few steps after a switch.
+
+Under `jax.vmap` the mode is per member and `lax.cond` becomes a select that evaluates both
+branches: for large sweeps of one kind of problem, pass `solver="tsit5"` or `"rkc"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+
+from .rkc import RKC
+
+EXPLICIT, STIFF = 0, 1
+
+
+class Auto(dfx.AbstractAdaptiveSolver):
+    """Tsit5 while the flow is not stiff, RKC while it is (see the module docstring).
+
+    **Arguments:**
+
+    - `stiff`: the stiff solver (default `RKC()`).
+    - `check_every`: explicit steps between stiffness checks (default 10).
+    - `to_stiff`: switch to RKC when $h\\rho$ exceeds this (default 2.5).
+    - `to_explicit`: switch back when $1.54\\,h\\hat\\rho$ falls below this (default 3.0).
+    - `patience`: consecutive confirmations needed for a switch (default 3).
+    """
+
+    stiff: RKC = RKC()
+    check_every: int = 10
+    to_stiff: float = 2.5
+    to_explicit: float = 3.0
+    patience: int = 3
+    stiff_error_scale: float = 1.0
+
+    term_structure: ClassVar = dfx.AbstractTerm
+    interpolation_cls: ClassVar[Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]] = (
+        dfx.ThirdOrderHermitePolynomialInterpolation
+    )
+
+    @property
+    def explicit(self) -> dfx.Tsit5:
+        return dfx.Tsit5()
+
+    def order(self, terms):
+        return 2
+
+    def error_order(self, terms):
+        return 3
+
+    def init(self, terms, t0, t1, y0, args):
+        ex_state = self.explicit.init(terms, t0, t1, y0, args)
+        st_state = self.stiff.init(terms, t0, t1, y0, args)
+        i32 = lambda n: jnp.asarray(n, jnp.int32)
+        counts = {
+            "num_switches": i32(0),
+            "num_stiff_steps": i32(0),
+            "num_explicit_steps": i32(0),
+            "num_vf": i32(1),  # Tsit5's first slope (RKC's init counts its own)
+            "num_jvp": i32(0),
+        }
+        return i32(EXPLICIT), ex_state, st_state, i32(0), i32(0), counts
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        mode, ex_state, st_state, streak, age, counts = solver_state
+        h = t1 - t0
+        control = terms.contr(t0, t1)
+
+        def explicit_step(_):
+            y1, err, dense, ex_new, res = self.explicit.step(
+                terms, t0, t1, y0, args, ex_state, made_jump
+            )
+            k = dense["k"]
+            k0 = jax.tree.map(lambda x: x[0], k)
+            k1 = jax.tree.map(lambda x: x[-1], k)
+            f1 = ex_new[1]
+            # keep RKC's slope and spectral-radius estimate current (FSAL, warm start)
+            f_st, rho, v, st_age, st_counts = st_state
+            check = age + 1 >= self.check_every
+            n_it = jnp.where(check, self.stiff.power_iters, 0)
+            rho_new, v = self.stiff._power(terms, t0, y0, args, v, n_it)
+            rho = jnp.where(check, jnp.maximum(rho_new, 0.0), rho)
+            stiff_now = jnp.abs(h) * rho > self.to_stiff
+            new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
+            switch = new_streak >= self.patience
+            st_new = (f1, rho, v, jnp.asarray(0, jnp.int32), st_counts)
+            new_mode = jnp.where(switch, STIFF, EXPLICIT)
+            out_streak = jnp.where(switch, 0, new_streak)
+            out_age = jnp.where(check, 0, age + 1)
+            dense = dict(y0=y0, y1=y1, k0=k0, k1=k1)
+            work = (jnp.asarray(6, jnp.int32), n_it.astype(jnp.int32))  # Tsit5 is FSAL: 6 new
+            out = (new_mode, ex_new, st_new, out_streak, out_age)
+            return y1, err, dense, out, res, work
+
+        def stiff_step(_):
+            y1, err, dense, st_new, res = self.stiff.step(
+                terms, t0, t1, y0, args, st_state, made_jump
+            )
+            err = jax.tree.map(lambda e: self.stiff_error_scale * e, err)
+            f1, rho = st_new[0], st_new[1]
+            easy = 1.54 * jnp.abs(h) * self.stiff.safety * rho < self.to_explicit
+            new_streak = jnp.where(easy, streak + 1, 0)
+            switch = new_streak >= self.patience
+            ex_new = (jnp.asarray(False), f1)
+            new_mode = jnp.where(switch, EXPLICIT, STIFF)
+            out_streak = jnp.where(switch, 0, new_streak)
+            work = (jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))  # counted by RKC
+            return y1, err, dense, (new_mode, ex_new, st_new, out_streak, age), res, work
+
+        y1, err, dense, (new_mode, ex_new, st_new, streak, age), res, (n_vf, n_jvp) = jax.lax.cond(
+            mode == EXPLICIT, explicit_step, stiff_step, None
+        )
+        counts = {
+            "num_switches": counts["num_switches"] + (new_mode != mode),
+            "num_stiff_steps": counts["num_stiff_steps"] + (mode == STIFF),
+            "num_explicit_steps": counts["num_explicit_steps"] + (mode == EXPLICIT),
+            "num_vf": counts["num_vf"] + n_vf,
+            "num_jvp": counts["num_jvp"] + n_jvp,
+        }
+        del control
+        return y1, err, dense, (new_mode, ex_new, st_new, streak, age, counts), res
+
+    def work(self, solver_state) -> dict:
+        """Vector-field evaluations and JVPs of the accepted steps, and mode statistics."""
+        counts = solver_state[5]
+        rkc = self.stiff.work(solver_state[2])
+        return {
+            "num_vf": counts["num_vf"] + rkc["num_vf"],
+            "num_jvp": counts["num_jvp"] + rkc["num_jvp"],
+            "num_switches": counts["num_switches"],
+            "num_stiff_steps": counts["num_stiff_steps"],
+        }
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)

@@ -1,0 +1,46 @@
+"""Smoke test of the benchmark runner (`python -m benchmarks`): one small case, end to end.
+
+Only the structure of the JSON is checked; speed targets are never asserted in tests.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+# `benchmarks/` sits beside the package at the repository root, which is not on sys.path
+# when pytest is started as `pytest` (rather than `python -m pytest`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import __main__ as benchmarks_main  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+
+def test_smallest_case_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "MIN_TOTAL_S", 0.0)  # best of 3, however short the call
+    out = tmp_path / "smoke.json"
+    code = benchmarks_main.main([
+        "--quick", "--cases", "dl2_s1e-3", "--t1", "3.0", "--out", str(out), "--no-readme",
+        "--methods", "gradflow", "scipy_lsoda", "gd",
+    ])  # fmt: skip
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"meta", "cases", "targets"}
+    assert result["meta"]["mode"] == "quick"
+    (case,) = result["cases"]
+    assert case["name"] == "dl2_s1e-3" and case["t1"] == 3.0
+    assert {"reference", "rows", "lambda_max", "atol", "rtol"} <= set(case)
+    assert len(case["reference"]["drops"]) == 5
+    methods = {r["method"] for r in case["rows"]}
+    assert {"gradflow", "scipy_lsoda", "gd_lr_1/lmax", "gd_1pct"} <= methods
+    for row in case["rows"]:
+        if row.get("run_s") is None:
+            continue
+        keys = {"method", "status", "num_steps", "num_grad_evals", "first_s", "run_s",
+                "compile_s", "repeats", "drops", "drop_err", "final_loss"}  # fmt: skip
+        assert keys <= set(row), row["method"]
+        # >= 3 timed calls, or 1 when a first call was slow (compiles on a loaded machine)
+        assert row["repeats"] >= 1 and row["run_s"] > 0
+    flow = next(r for r in case["rows"] if r["method"] == "gradflow")
+    assert flow["status"] == "success" and flow["num_steps"] > 0
+    targets = {t["target"] for t in result["targets"]}
+    assert len(targets) == 5
