@@ -21,6 +21,8 @@ from ._flow import flow as flow
 from ._flow import log_grid as log_grid
 from ._flow import solve_flow as solve_flow
 from ._gd import gd as gd
+from ._sweep import Grid as Grid
+from ._sweep import sweep as sweep
 from .data import Dataset as Dataset
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Command line: `gradflow run [CONFIG.toml] [--out DIR] [--force]`.
+"""Command line: `gradflow run [CONFIG.toml] [--out DIR] [--force]`, `gradflow sweep CONFIG.toml
+--out DIR [--force]` and `gradflow plot DIR`.
 
 Builds objects from the config, calls the public API, writes results. Bad input (unknown or
 ill-typed keys, out-of-range values, an existing output directory) is one readable line on
@@ -11,6 +12,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ._config import ConfigError, RunConfig, dumps, load
 
@@ -40,7 +43,118 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    sw = sub.add_parser(
+        "sweep",
+        help="sweep a grid of init scales, widths, spectra, seeds (resumable)",
+        description=(
+            "Run the exact flow for every point of the config's [grid] (deep linear nets on a "
+            "linear teacher); writes sweep.nc, the resumable store.zarr and config.toml into "
+            "--out. Re-running the same command resumes an interrupted sweep."
+        ),
+    )
+    sw.add_argument("config", nargs="?", help="TOML file (default: the embedded sweep)")
+    sw.add_argument("--out", default="gradflow-sweep", help="output directory (%(default)s)")
+    sw.add_argument(
+        "--force", action="store_true", help="discard an existing store or output in --out"
+    )
+    sw.add_argument("--print-config", action="store_true", help="print the resolved config")
+    sw.add_argument("--coordinator", help="multi-process: coordinator address HOST:PORT")
+    sw.add_argument("--num-processes", type=int, help="multi-process: number of processes")
+    sw.add_argument("--process-id", type=int, help="multi-process: id of this process")
+    sw.add_argument(
+        "--distributed", action="store_true",
+        help="multi-process with settings detected by jax (SLURM, TPU pods)",
+    )  # fmt: skip
+    pl = sub.add_parser(
+        "plot",
+        help="figures of a sweep (or run) output directory",
+        description=(
+            "Phase diagrams (plateau count, first escape time, final effective rank over "
+            "init_scale × spectrum_exponent), the width × gamma picture and the loss curves, "
+            "as PNGs next to DIR/sweep.nc; for a `gradflow run` directory, loss.png again."
+        ),
+    )
+    pl.add_argument("dir", help="output directory of `gradflow sweep` or `gradflow run`")
     return p
+
+
+def _cmd_sweep(args) -> int:
+    from ._sweep import job
+
+    cfg = job.load(args.config) if args.config else job.SweepConfig()
+    if args.print_config:
+        print(job.dumps(cfg), end="")
+        return 0
+    for flag in ("num_processes", "process_id"):
+        v = getattr(args, flag)
+        if v is not None and v < (1 if flag == "num_processes" else 0):
+            raise ConfigError(f"--{flag.replace('_', '-')} out of range: {v}.")
+    out = Path(args.out)
+    store = out / "store.zarr"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if args.force:
+            import shutil
+
+            if args.process_id in (None, 0):
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+        elif not store.is_dir():
+            raise ConfigError(
+                f"output directory {str(out)!r} already exists and holds no sweep store; "
+                "pass --force to overwrite it or choose another --out."
+            )
+    from . import _io
+    from ._sweep import StoreError
+
+    hosts = {
+        "coordinator_address": args.coordinator,
+        "num_processes": args.num_processes,
+        "process_id": args.process_id,
+        "distributed": args.distributed,
+    }
+    tic = time.perf_counter()
+    try:
+        ds = job.run_sweep(cfg, store=store, **hosts)
+    except StoreError as e:
+        raise ConfigError(f"{e}") from None
+    if ds.attrs.get("num_pending", 0):
+        print(f"process {args.process_id}: its chunks are in {store}; process 0 writes sweep.nc")
+        return 0
+    _io.write_netcdf(ds, out / "sweep.nc")
+    _io.write_text(job.dumps(cfg), out / "config.toml")
+    counts = dict(zip(*np.unique(ds.status.values, return_counts=True)))
+    print(
+        f"{int(ds.status.size)} members ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
+        f"{ds.attrs['num_chunks']} chunks; wrote {out / 'sweep.nc'}, {store}, "
+        f"{out / 'config.toml'} ({time.perf_counter() - tic:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    d = Path(args.dir)
+    if (d / "sweep.nc").is_file():
+        import xarray as xr
+
+        from .plot import plot_sweep
+
+        with xr.open_dataset(d / "sweep.nc") as ds:
+            paths = plot_sweep(ds.load(), d)
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
+    if (d / "results.nc").is_file():
+        import xarray as xr
+
+        from . import _io
+        from .plot import plot_run
+
+        with xr.open_dataset(d / "results.nc") as ds:
+            ds = ds.load()
+        _io.atomic_write(d / "loss.png", lambda tmp: plot_run(ds, path=tmp))
+        print(f"wrote {d / 'loss.png'}")
+        return 0
+    raise ConfigError(
+        f"{str(d)!r} holds neither sweep.nc (gradflow sweep) nor results.nc (gradflow run)."
+    )
 
 
 def _cmd_run(args) -> int:
@@ -77,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
     except ConfigError as e:
         print(f"gradflow: error: {e}", file=sys.stderr)
         return EXIT_USAGE

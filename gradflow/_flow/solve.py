@@ -128,7 +128,10 @@ def _solve(
             # Costs one extra field evaluation per step, in this mode only.
             settle = SETTLE_FACTOR * atol
             conds.append(lambda t, y, args, **kw: _rms(field(loss_fn, t, y, args)) < settle)
-    event = dfx.Event(cond_fn=conds, root_finder=optx.Newton(rtol=1e-12, atol=1e-14))
+    # Root finding only for a real-valued stop condition (the others are boolean). Without it
+    # the solve also traces inside `jax.shard_map` (optimistix's Newton does not, there).
+    finder = optx.Newton(rtol=1e-12, atol=1e-14) if stop_when is not None else None
+    event = dfx.Event(cond_fn=conds, root_finder=finder)
     sol = dfx.diffeqsolve(
         term,
         solver,
