@@ -76,7 +76,8 @@ def test_explicit_save_times_do_not_shorten_the_run():
     assert int(run.stats["num_steps"]) == 100
     assert run.status == "success"
     np.testing.assert_allclose(run.t_final, 10.0, rtol=1e-13)
-    np.testing.assert_allclose(run.loss[-1], closed_form_loss(model, lr, 100), rtol=1e-12)
+    # the loss is a squared residual of ~7e-5: rounding in 100 steps gives ~1e-11 relative
+    np.testing.assert_allclose(run.loss[-1], closed_form_loss(model, lr, 100), rtol=1e-10)
 
 
 def test_lr_above_stability_limit_diverges():
