@@ -10,9 +10,7 @@ import gradflow as gf
 def test_design_snippet_runs():
     key = jax.random.key(0)
     data = gf.data.linear_teacher([3.0, 2.0, 1.0], key=key)
-    model = gf.models.DeepLinear(
-        in_size=3, width=8, out_size=3, depth=2, init_scale=1e-6, key=key
-    )
+    model = gf.models.DeepLinear(in_size=3, width=8, out_size=3, depth=2, init_scale=1e-6, key=key)
     sol = gf.flow(model, data, t1=40.0)
     assert sol.t.ndim == 1 and sol.loss.shape == sol.t.shape
     assert float(sol.t[0]) == 0.0

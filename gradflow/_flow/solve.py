@@ -97,7 +97,7 @@ def _solve(
     dt0,
 ):
     if atol is None:
-        atol = default_atol(params)
+        atol = default_atol(params, rtol)
     if controller is None:
         controller = default_controller(solver, rtol, atol)
     if isinstance(controller, dfx.AbstractAdaptiveStepSizeController):

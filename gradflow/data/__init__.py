@@ -2,5 +2,16 @@
 
 from .dataset import Dataset as Dataset
 from .dataset import LinearTeacher as LinearTeacher
+from .generators import boursier_three_points as boursier_three_points
+from .generators import conv_teacher as conv_teacher
+from .generators import orthogonal_relu_data as orthogonal_relu_data
+from .generators import quadratic_population_loss as quadratic_population_loss
+from .generators import quadratic_teacher as quadratic_teacher
+from .generators import sparse_regression as sparse_regression
+from .generators import stewart as stewart
+from .in_context import InContextTask as InContextTask
+from .in_context import icl_eigenvalues as icl_eigenvalues
+from .in_context import in_context_population_loss as in_context_population_loss
+from .in_context import in_context_regression as in_context_regression
 from .teachers import linear_teacher as linear_teacher
 from .teachers import power_law as power_law

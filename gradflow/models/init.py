@@ -257,3 +257,11 @@ def _check_nonnegative(value, name: str) -> None:
         return
     if _check_finite(value, name) < 0:
         raise ValueError(f"`{name}` is a standard deviation and must be ≥ 0, got {value}.")
+
+
+# Schemes for the two-layer and attention families live in `init_extra` (they build on the
+# functions above); re-exported here so that every init scheme is `gf.models.init.<name>`.
+from .init_extra import balanced as balanced  # noqa: E402
+from .init_extra import copy_unit as copy_unit  # noqa: E402
+from .init_extra import frobenius as frobenius  # noqa: E402
+from .init_extra import zero_unit as zero_unit  # noqa: E402
