@@ -247,5 +247,5 @@ def run_torchdiffeq(problem: Problem, *, rtol=RTOL, repeats=3) -> dict:
 
     loss, timing = timed(call, repeats=repeats, clear=False)
     return _row(problem.ts, loss, None, counter["nfe"], "success", timing,
-                note="torch threads: %d" % torch.get_num_threads())
+                note=f"torch threads: {torch.get_num_threads()}")
 

@@ -33,7 +33,8 @@ def main(argv=None, *, lrs=(0.04, 0.02, 0.01, 0.005), width=8, init_scale=1e-3, 
     flow = gf.flow(model, data, t1=t1, metrics={"sharpness": gf.analysis.sharpness()}, **tight)
     lam_max = float(np.nanmax(flow.metrics["sharpness"]))
     print(
-        f"flow: {flow}; max sharpness along the flow {lam_max:.4g} (GD stable for lr < {2 / lam_max:.3g})"
+        f"flow: {flow}; max sharpness along the flow {lam_max:.4g} "
+        f"(GD stable for lr < {2 / lam_max:.3g})"
     )
 
     lrs = np.asarray(lrs, float)
@@ -46,12 +47,14 @@ def main(argv=None, *, lrs=(0.04, 0.02, 0.01, 0.005), width=8, init_scale=1e-3, 
         err_gd.append(np.max(np.abs(c_gd.time_error)))
         err_mf.append(np.max(np.abs(c_mf.time_error)))
         print(
-            f"lr={lr:g}: |t_GD − t_flow| = {err_gd[-1]:.3e}, |t_GD − t_modified| = {err_mf[-1]:.3e}"
+            f"lr={lr:g}: |t_GD − t_flow| = {err_gd[-1]:.3e}, "
+            f"|t_GD − t_modified| = {err_mf[-1]:.3e}"
         )
     slope_gd = np.polyfit(np.log(lrs), np.log(err_gd), 1)[0]
     slope_mf = np.polyfit(np.log(lrs), np.log(err_mf), 1)[0]
     print(
-        f"fitted slopes: GD vs flow {slope_gd:.3f} (theory 1), GD vs modified flow {slope_mf:.3f} (theory 2)"
+        f"fitted slopes: GD vs flow {slope_gd:.3f} (theory 1), "
+        f"GD vs modified flow {slope_mf:.3f} (theory 2)"
     )
 
     import matplotlib.pyplot as plt

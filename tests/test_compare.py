@@ -17,7 +17,8 @@ def _setup():
 
 
 def test_modified_flow_is_second_order_close_to_gd():
-    """‖θ_GD(T) − θ_modified(T)‖ ∝ lr² while ‖θ_GD(T) − θ_flow(T)‖ ∝ lr (backward error analysis)."""
+    """‖θ_GD(T) − θ_modified(T)‖ ∝ lr² while ‖θ_GD(T) − θ_flow(T)‖ ∝ lr
+    (backward error analysis)."""
     data, model = _setup()
     T = 10.0
     lrs = np.array([0.04, 0.02, 0.01])
