@@ -270,7 +270,8 @@ def solve_flow(
     - `t0`: initial time (default 0).
     - `field`: the vector field, `gf.GradientFlow()` (default) or `gf.ModifiedFlow(lr)` or
       your own `gf.AbstractField`.
-    - `solver`: `None` (Tsit5), a name (`"tsit5"`, `"dopri8"`, `"kvaerno5"`, ...), or a
+    - `solver`: `None` (`"auto"`: Tsit5, switching to RKC while the flow is stiff), a name
+      (`"tsit5"`, `"rkc"`, `"dopri8"`, `"kvaerno5"`, ...), or a
       diffrax solver.
     - `rtol`, `atol`: tolerances of the PID controller. `atol=None` derives it from the initial
       state (1e-2 × the 10th percentile of the non-zero |θ|): it must sit below the init scale.
