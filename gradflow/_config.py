@@ -183,9 +183,8 @@ def _build(cls, table: dict, prefix: str = ""):
     return cls(**kwargs)
 
 
-def from_dict(table: dict) -> RunConfig:
-    """Build and validate a `RunConfig` from a (TOML-parsed) dict."""
-    cfg = _build(RunConfig, table)
+def check_shared(cfg) -> None:
+    """Checks shared by `gradflow run` and `gradflow sweep` configs: solver name, teacher sizes."""
     from ._flow.options import SOLVERS
 
     if cfg.solver.lower() not in SOLVERS:
@@ -197,23 +196,33 @@ def from_dict(table: dict) -> RunConfig:
         v = getattr(cfg.teacher, key)
         if v is not None and v < r:
             raise ConfigError(f"teacher.{key} = {v} is smaller than the {r} singular values.")
+
+
+def from_dict(table: dict) -> RunConfig:
+    """Build and validate a `RunConfig` from a (TOML-parsed) dict."""
+    cfg = _build(RunConfig, table)
+    check_shared(cfg)
     return cfg
 
 
-def load(path: str | Path) -> RunConfig:
-    """Read a TOML config file (missing keys take the defaults)."""
+def read_toml(path: str | Path) -> dict:
+    """The table of a TOML config file, or a `ConfigError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist.")
     try:
-        table = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}).") from None
-    return from_dict(table)
 
 
-def to_dict(cfg: RunConfig) -> dict:
-    """The full resolved config as a plain dict (None values dropped: TOML has no null)."""
+def load(path: str | Path) -> RunConfig:
+    """Read a TOML config file (missing keys take the defaults)."""
+    return from_dict(read_toml(path))
+
+
+def to_dict(cfg) -> dict:
+    """A config dataclass as a plain dict (None values dropped: TOML has no null)."""
 
     def clean(x):
         if isinstance(x, dict):
@@ -225,5 +234,6 @@ def to_dict(cfg: RunConfig) -> dict:
     return clean(dataclasses.asdict(cfg))
 
 
-def dumps(cfg: RunConfig) -> str:
+def dumps(cfg) -> str:
+    """A config dataclass (run or sweep) as TOML."""
     return tomli_w.dumps(to_dict(cfg))

@@ -25,14 +25,22 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomli_w
 
-from .._config import ConfigError, NetworkConfig, TeacherConfig, _build, _check_value, _coerce
+from .._config import (
+    ConfigError,
+    NetworkConfig,
+    TeacherConfig,
+    _build,
+    _check_value,
+    _coerce,
+    check_shared,
+    dumps,
+    read_toml,
+)
 
 #: grid axes the CLI knows, with the type of one value
 GRID_AXES = {
@@ -108,42 +116,14 @@ def from_dict(table: dict) -> SweepConfig:
     grid = table.pop("grid", None)
     cfg = _build(SweepConfig, table)
     cfg.grid = SweepConfig().grid if grid is None else _grid_from(grid)
-    from .._flow.options import SOLVERS
-
-    if cfg.solver.lower() not in SOLVERS:
-        raise ConfigError(
-            f"solver {cfg.solver!r} is unknown. Valid names: {', '.join(sorted(SOLVERS))}."
-        )
+    check_shared(cfg)
     if cfg.chunk_size is not None and cfg.chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {cfg.chunk_size}.")
-    r = len(cfg.teacher.singular_values)
-    for key in ("in_size", "out_size"):
-        v = getattr(cfg.teacher, key)
-        if v is not None and v < r:
-            raise ConfigError(f"teacher.{key} = {v} is smaller than the {r} singular values.")
     return cfg
 
 
 def load(path: str | Path) -> SweepConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist.")
-    try:
-        table = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e}).") from None
-    return from_dict(table)
-
-
-def dumps(cfg: SweepConfig) -> str:
-    def clean(x):
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if v is not None}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
-
-    return tomli_w.dumps(clean(dataclasses.asdict(cfg)))
+    return from_dict(read_toml(path))
 
 
 def make_build(cfg: SweepConfig):
