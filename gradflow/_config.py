@@ -119,6 +119,8 @@ def _check_value(name: str, key: str, value):
         )
     if key == "momentum" and value is not None and not (0 <= value < 1):
         raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
+    if key == "seed" and not (0 <= value < 2**32):
+        raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value!r}.")
     if key == "networks" and len(value) == 0:
         raise ConfigError(f"{name} must list at least one [[networks]] table.")
 

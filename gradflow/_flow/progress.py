@@ -94,23 +94,26 @@ STALL_ULPS = 64.0
 class GuardController(dfx.AbstractAdaptiveStepSizeController):
     """Wraps an adaptive controller: detects step-size collapse and reports progress.
 
-    1. Collapse: if the next step is shorter than `STALL_ULPS` ulps of |t|, time can no longer
-       advance; without this check a finite-time blow-up spins until `max_steps`. The solve
-       ends with `RESULTS.dt_min_reached`, which gradflow reports as `"diverged"`.
+    1. Divergence: an accepted step whose parameters are non-finite or huge (`diverged`), or
+       a collapsed step size — shorter than `STALL_ULPS` ulps of |t|, so time can no longer
+       advance (without this a finite-time blow-up spins until `max_steps`). Either ends the
+       solve with `RESULTS.dt_min_reached`, which gradflow reports as `"diverged"`.
     2. Progress (if `report`): every few steps `(t, loss, steps)` goes to the live line.
     """
 
     inner: dfx.AbstractAdaptiveStepSizeController
     loss_fn: Callable = eqx.field(static=True)
     report: bool = eqx.field(static=True)
+    diverged: Callable = eqx.field(static=True)
     rtol: float
     atol: float
     norm: Callable = eqx.field(static=True)
 
-    def __init__(self, inner, loss_fn, report: bool):
+    def __init__(self, inner, loss_fn, report: bool, diverged: Callable):
         self.inner = inner
         self.loss_fn = loss_fn
         self.report = report
+        self.diverged = diverged
         self.rtol = inner.rtol
         self.atol = inner.atol
         self.norm = inner.norm
@@ -130,7 +133,8 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
         keep, next_t0, next_t1, jump, new_inner, result = out
         tiny = STALL_ULPS * jnp.finfo(jnp.result_type(next_t0)).eps * jnp.abs(next_t0)
         stalled = (next_t1 - next_t0) < tiny
-        result = dfx.RESULTS.where(stalled, dfx.RESULTS.dt_min_reached, result)
+        blown = keep & self.diverged(y1_candidate)
+        result = dfx.RESULTS.where(stalled | blown, dfx.RESULTS.dt_min_reached, result)
         steps = steps + 1
         if self.report:
             countdown = countdown - 1

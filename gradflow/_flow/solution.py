@@ -6,7 +6,6 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 # Status codes. Kept as integers inside jit/vmap (so one failing sweep member is just a value),
@@ -80,7 +79,8 @@ class FlowSolution(eqx.Module):
         if keep.all():
             return self
         idx = np.flatnonzero(keep)
-        take = lambda x: None if x is None else jnp.asarray(x)[idx]
+        # numpy indexing: an eager jax gather costs ~1 ms per array, more than a small solve
+        take = lambda x: None if x is None else np.asarray(x)[idx]
         metrics = {k: take(v) for k, v in self.metrics.items()}
         traj = None if self.trajectory is None else jax.tree.map(take, self.trajectory)
         return eqx.tree_at(

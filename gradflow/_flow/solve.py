@@ -100,8 +100,12 @@ def _solve(
         atol = default_atol(params, rtol)
     if controller is None:
         controller = default_controller(solver, rtol, atol)
-    if isinstance(controller, dfx.AbstractAdaptiveStepSizeController):
-        controller = _progress.GuardController(controller, loss_fn, progress)
+    # The guard checks every accepted step for divergence (and step-size collapse) at the
+    # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
+    # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
+    guarded = isinstance(controller, dfx.AbstractAdaptiveStepSizeController)
+    if guarded:
+        controller = _progress.GuardController(controller, loss_fn, progress, _diverged)
 
     term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
 
@@ -117,9 +121,11 @@ def _solve(
     saveat = dfx.SaveAt(
         subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)], solver_state=counted
     )
-    conds = [lambda t, y, args, **kw: _diverged(y)]
+    conds = {}
+    if not guarded:
+        conds["diverged"] = lambda t, y, args, **kw: _diverged(y)
     if stop_when is not None:
-        conds.append(lambda t, y, args, **kw: stop_when(y, args))
+        conds["stop"] = lambda t, y, args, **kw: stop_when(y, args)
         if infinite:
             # With t1 = inf, a stop condition that never changes sign must not spin until
             # max_steps: once the flow has settled on a fixed point (rms |dθ/dt| below
@@ -127,11 +133,12 @@ def _solve(
             # not cross, so end with status "not_stopped".
             # Costs one extra field evaluation per step, in this mode only.
             settle = SETTLE_FACTOR * atol
-            conds.append(lambda t, y, args, **kw: _rms(field(loss_fn, t, y, args)) < settle)
+            conds["settled"] = lambda t, y, args, **kw: _rms(field(loss_fn, t, y, args)) < settle
     # Root finding only for a real-valued stop condition (the others are boolean). Without it
     # the solve also traces inside `jax.shard_map` (optimistix's Newton does not, there).
     finder = optx.Newton(rtol=1e-12, atol=1e-14) if stop_when is not None else None
-    event = dfx.Event(cond_fn=conds, root_finder=finder)
+    names = list(conds)
+    event = dfx.Event(cond_fn=list(conds.values()), root_finder=finder) if conds else None
     sol = dfx.diffeqsolve(
         term,
         solver,
@@ -152,8 +159,8 @@ def _solve(
     t_final = final_ts[0]
 
     res = sol.result
-    div_fired = sol.event_mask[0]
-    settled = sol.event_mask[2] if len(conds) > 2 else False
+    fired = lambda name: sol.event_mask[names.index(name)] if name in names else False
+    div_fired, settled = fired("diverged"), fired("settled")
     code = jnp.where(
         res == dfx.RESULTS.successful,
         NOT_STOPPED if infinite else SUCCESS,
@@ -217,7 +224,7 @@ def _solve(
 def _check_common(t1, rtol, atol, max_steps, stop_when, field):
     try:
         t1f = float(t1)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"t1 must be a number (or inf with stop_when), got {t1!r}.") from None
     if math.isnan(t1f) or t1f <= 0:
         raise ValueError(f"t1 must be > 0 (got {t1}); pass e.g. t1=100.0 or t1=float('inf').")
@@ -399,6 +406,7 @@ def _check_model_data(model, data, loss, cause=None):
         jax.eval_shape(lambda m, d: loss(m, d), model, data)
     except Exception as e:
         raise ValueError(
-            f"loss(model, data) cannot be evaluated: {e}. Check that the model's in/out sizes "
-            f"match data.x {tuple(x.shape)} and data.y {tuple(getattr(data, 'y').shape)}."
+            f"loss(model, data) cannot be evaluated: {str(e).rstrip('.')}. Check that the "
+            f"model's in/out sizes match data.x {tuple(x.shape)} and data.y "
+            f"{tuple(getattr(data, 'y').shape)}."
         ) from (cause or e)

@@ -95,7 +95,7 @@ def _grid_from(table) -> dict:
         vals = [_coerce(f"grid.{key}[{i}]", GRID_AXES[key], v) for i, v in enumerate(values)]
         for i, v in enumerate(vals):
             _check_value(f"grid.{key}[{i}]", key, v)
-            if key == "spectrum_exponent" and not math.isfinite(v):
+            if key in ("spectrum_exponent", "gamma") and not math.isfinite(v):
                 raise ConfigError(f"grid.{key}[{i}] must be finite, got {v!r}.")
         if len(set(vals)) != len(vals):
             raise ConfigError(f"grid.{key} repeats a value: {vals}.")
