@@ -50,7 +50,7 @@ def _row(t, loss, steps, evals, status, timing, **extra) -> dict:
 # --------------------------------------------------------------------------- gradflow
 def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progress=False,
                  max_steps=1_000_000, repeats=3, clear=True) -> dict:  # fmt: skip
-    """`gf.flow` as a user calls it (default Tsit5, PI controller, default atol)."""
+    """`gf.flow` as a user calls it (default solver "auto" unless `solver=`, default atol)."""
 
     def call():
         if progress:

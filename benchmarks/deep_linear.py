@@ -146,6 +146,8 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     group = {}
     if "gradflow" in methods:
         group["gradflow"] = comp.run_gradflow(problem, repeats=None)
+        # the explicit path alone (solver="tsit5"): the target against diffrax by hand
+        group["gradflow_tsit5"] = comp.run_gradflow(problem, solver="tsit5", repeats=None)
     if "progress" in methods:
         group["gradflow_progress"] = comp.run_gradflow(problem, progress=True, repeats=None)
     if "diffrax_tsit5" in methods:

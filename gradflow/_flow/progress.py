@@ -86,6 +86,9 @@ def use_progress(progress, *leaves) -> bool:
     return sys.stderr.isatty()
 
 
+#: Steps before the first progress callback.
+FIRST_REPORT = 512
+
 #: A step shorter than this many ulps of |t| cannot advance time: the step size has collapsed
 #: (a finite-time blow-up, or a vector field that is singular there).
 STALL_ULPS = 64.0
@@ -123,7 +126,9 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
 
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         t, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
-        return t, (state, jnp.asarray(16, jnp.int64), jnp.asarray(0, jnp.int64))
+        # first report after FIRST_REPORT steps: a solve shorter than that (milliseconds)
+        # never pays for a callback; later ones come about every `interval` seconds
+        return t, (state, jnp.asarray(FIRST_REPORT, jnp.int64), jnp.asarray(0, jnp.int64))
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
         inner_state, countdown, steps = state
