@@ -88,7 +88,6 @@ class Auto(dfx.AbstractAdaptiveSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         mode, ex_state, st_state, streak, age, counts = solver_state
         h = t1 - t0
-        control = terms.contr(t0, t1)
 
         def explicit_step(_):
             y1, err, dense, ex_new, res = self.explicit.step(
@@ -141,7 +140,6 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_vf": counts["num_vf"] + n_vf,
             "num_jvp": counts["num_jvp"] + n_jvp,
         }
-        del control
         return y1, err, dense, (new_mode, ex_new, st_new, streak, age, counts), res
 
     def work(self, solver_state) -> dict:
