@@ -1,7 +1,46 @@
-import jax
-import pytest
+import os
+import tempfile
 
-import gradflow  # noqa: F401  (enables float64)
+# Compilation dominates this suite (a few seconds per distinct solve, runs of milliseconds).
+# Both settings below must be in the environment before JAX initialises, and subprocess tests
+# (CLI, multi-device, kill-and-resume) inherit them, so they compile exactly as the
+# in-process tests do and share the same cache.
+#
+# 1. XLA's backend optimisation level 0 compiles ≈30% faster (CPU time of a solve's compile
+#    3.5 s → 2.5 s) with no measurable run-time cost at these sizes.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+).strip()
+# 2. The same computation is often compiled by several tests (each builds its own jitted
+#    closure), in both xdist workers and in subprocesses: XLA's persistent cache turns the
+#    repeats into disk hits. One fresh directory per test run (xdist's run id is shared by
+#    its workers; it is known only in `pytest_configure`) keeps runs independent.
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import gradflow  # noqa: E402, F401  (enables float64)
+
+
+def pytest_configure(config):
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # workers inherit the controller's
+        run = getattr(config, "workerinput", {}).get("testrunuid")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = (
+            os.path.join(tempfile.gettempdir(), f"gradflow-jax-cache-{run}")
+            if run
+            else tempfile.mkdtemp(prefix="gradflow-jax-cache-")
+        )
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    # a size limit turns on JAX's file lock (filelock), so that processes sharing the cache
+    # never read an entry another one is still writing
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
+    # jax was imported above, before these existed: set them for this process as well
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", 8 << 30)
+
 
 jax.config.update("jax_enable_x64", True)
 
@@ -9,12 +48,3 @@ jax.config.update("jax_enable_x64", True)
 @pytest.fixture
 def key():
     return jax.random.key(0)
-
-import tempfile  # noqa: E402
-
-# Within one test session the same computation is often compiled by several tests (each
-# builds its own jitted closure); XLA's persistent cache turns the repeats into disk hits
-# (measured: the suite 252 s → 212 s). A fresh directory per session keeps runs independent.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="gradflow-jax-cache-"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -46,9 +46,13 @@ def _script(body: str) -> str:
     return head + body
 
 
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return {**env, "JAX_PLATFORMS": "cpu", **extra}
+def _env(device_count=None):
+    # keep the suite's own XLA_FLAGS (conftest: optimisation level), so that subprocesses
+    # compile exactly as the in-process reference does; only the device count is added
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    if device_count is not None:
+        flags.append(f"--xla_force_host_platform_device_count={device_count}")
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": " ".join(flags)}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def test_four_devices_equal_one_device(tmp_path, reference):
     path = tmp_path / "four.nc"
     out = subprocess.run(
         [sys.executable, "-c", _script(FOUR_DEVICES), str(path)], capture_output=True,
-        text=True, timeout=300, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        text=True, timeout=300, env=_env(device_count=4),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     many = xr.open_dataset(path).load()
