@@ -201,7 +201,7 @@ def check_shared(cfg) -> None:
         raise ConfigError(
             f"solver {cfg.solver!r} is unknown. Valid names: {', '.join(sorted(SOLVERS))}."
         )
-    if not hasattr(cfg, "networks"):  # an experiment kind other than deep_linear
+    if not isinstance(getattr(cfg, "teacher", None), TeacherConfig):  # other kinds
         return
     r = len(cfg.teacher.singular_values)
     for key in ("in_size", "out_size"):

@@ -8,6 +8,7 @@ one solve; different init scales reuse it.
 """
 
 import math
+import tomllib
 
 import numpy as np
 import pytest
@@ -134,7 +135,10 @@ def test_list_presets(capsys):
         assert name in out
     for name in PRESETS:
         assert cli.main(["run", "--preset", name, "--print-config"]) == 0
-        assert f'experiment = "{name}"' in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert f'experiment = "{name}"' in printed
+        # the printed (= written config.toml) text reads back to the same config
+        assert from_dict(tomllib.loads(printed)) == cli.load(cli._preset_path(name))
 
 
 @pytest.mark.slow
