@@ -85,6 +85,18 @@ def test_quadratic_v5():
     np.testing.assert_allclose(ds.measured.values[:, 2], 4 / 3, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_quadratic_random_init():
+    ds = _run("quadratic", init="random", init_scales=[1e-2, 1e-3], width=10)
+    assert list(ds.status.values) == ["success"] * 2
+    first = _err(ds, "drop 1")[:, 0]
+    # the drop comes an O(1) time (≈ 0.13, as for the aligned unit) before the blow-up ∝ 1/ε
+    assert np.all(first < 0) and 8 < first[0] / first[1] < 12, first
+    np.testing.assert_allclose(ds.measured.values[:, 1], 4 / 3, rtol=1e-5)
+    assert list(ds.measured.values[:, 2]) == [1.0, 1.0]  # one grown unit on the saddle
+    assert np.all(ds.measured.values[:, 3] < 1e-8)  # then zero loss with a second unit
+
+
 def test_attention_merged_v8():
     aligned = _run("attention_merged", init="aligned", init_scales=[1e-3])
     assert aligned.status.item() == "success"

@@ -61,12 +61,18 @@ class QuadraticConfig(KindConfig):
     """One balanced unit of f(x) = v (uᵀx)², aligned with the top eigenvector (V5)."""
 
     experiment: str = "quadratic"
-    #: initial readout v₀ of the aligned balanced unit (u₀ = √2 v₀ e₁)
+    #: aligned: one balanced unit u₀ = √2 v₀ e₁, v(0) = v₀ (V5); random: `width` units with
+    #: i.i.d. N(0, ε²) weights
+    init: str = "aligned"
+    #: aligned: v₀; random: ε
     init_scales: list[float] = field(default_factory=lambda: [1e-1, 1e-2, 1e-3])
     #: diagonal of the teacher T (y = xᵀTx, x ~ N(0, I)); needs eigenvalues of both signs
     teacher: list[float] = field(default_factory=lambda: [2.0, -1.0])
+    #: number of units of the random init
+    width: int = 10
 
     def __post_init__(self):
+        self._choice("init", ("aligned", "random"))
         t = self.teacher
         if len(t) < 2 or not all(math.isfinite(v) for v in t):
             raise ConfigError(f"teacher must list at least two finite values, got {t!r}.")
@@ -77,7 +83,7 @@ class QuadraticConfig(KindConfig):
                 "(otherwise no unit escapes the origin)."
             )
         vc = (max(lam) / 6 * (1 - 1 / math.sqrt(2))) ** (1 / 3)
-        for i, v in enumerate(self.init_scales):
+        for i, v in enumerate(self.init_scales if self.init == "aligned" else []):
             if v >= vc:
                 raise ConfigError(
                     f"init_scales[{i}] = {v:g} is at or past the midpoint of the drop "
