@@ -89,7 +89,7 @@ def quadratic_blowup_times(v0: ArrayLike, u0: ArrayLike, lam_yz: ArrayLike) -> n
 
     Exact for $\dot v = \sum_j \lambda_j u_j^2$, $\dot u_j = 2\lambda_j v u_j$ (see the module
     docstring for the quadrature). For an aligned balanced unit ($u = \sqrt2 v_0 e_1$) it is
-    $1/(2\lambda_1 v_0)$, [`type3_blowup_time`][]`(2 λ₁, v₀)`.
+    $1/(2\lambda_1 v_0)$, `type3_blowup_time(2 λ₁, v₀)`.
 
     **Arguments:**
 
