@@ -79,6 +79,10 @@ class GDConfig:
 
 @dataclass
 class RunConfig:
+    #: experiment kind: deep_linear (this table), or diagonal, quadratic, relu_three_points,
+    #: attention_merged, attention_separate (their keys: `gradflow run --preset NAME
+    #: --print-config`)
+    experiment: str = "deep_linear"
     seed: int = 0
     #: solver name: auto (Tsit5, switching to RKC while stiff), tsit5, rkc, dopri8, kvaerno5, ...
     solver: str = "auto"
@@ -97,8 +101,10 @@ class RunConfig:
     gd: GDConfig = field(default_factory=GDConfig)
 
 
-_POSITIVE = {"rtol", "atol", "init_scale", "t1", "lr", "singular_values"}
+_POSITIVE = {"rtol", "atol", "init_scale", "t1", "lr", "singular_values", "init_scales"}
+_POSITIVE |= {"horizon", "eigenvalues"}
 _AT_LEAST_ONE = {"depth", "width", "in_size", "out_size", "save_points", "max_steps", "batch_size"}
+_AT_LEAST_ONE |= {"n", "d", "k", "dim", "context", "heads"}
 
 
 def _check_value(name: str, key: str, value):
@@ -121,6 +127,8 @@ def _check_value(name: str, key: str, value):
         raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
     if key == "seed" and not (0 <= value < 2**32):
         raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value!r}.")
+    if key in ("init_scales", "eigenvalues") and len(value) == 0:
+        raise ConfigError(f"{name} must list at least one value.")
     if key == "networks" and len(value) == 0:
         raise ConfigError(f"{name} must list at least one [[networks]] table.")
 
@@ -193,6 +201,8 @@ def check_shared(cfg) -> None:
         raise ConfigError(
             f"solver {cfg.solver!r} is unknown. Valid names: {', '.join(sorted(SOLVERS))}."
         )
+    if not isinstance(getattr(cfg, "teacher", None), TeacherConfig):  # other kinds
+        return
     r = len(cfg.teacher.singular_values)
     for key in ("in_size", "out_size"):
         v = getattr(cfg.teacher, key)
@@ -200,9 +210,23 @@ def check_shared(cfg) -> None:
             raise ConfigError(f"teacher.{key} = {v} is smaller than the {r} singular values.")
 
 
-def from_dict(table: dict) -> RunConfig:
-    """Build and validate a `RunConfig` from a (TOML-parsed) dict."""
-    cfg = _build(RunConfig, table)
+def from_dict(table: dict):
+    """Build and validate a run config from a (TOML-parsed) dict.
+
+    The `experiment` key picks the schema: `RunConfig` for deep_linear (the default), else the
+    kind's table in `gradflow._experiments.configs`.
+    """
+    from ._experiments.configs import CONFIGS
+
+    kind = table.get("experiment", "deep_linear")
+    if not isinstance(kind, str):
+        raise ConfigError(f"experiment must be a string, got {type(kind).__name__} {kind!r}.")
+    valid = ("deep_linear", *CONFIGS)
+    if kind not in valid:
+        close = difflib.get_close_matches(kind, valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"experiment = {kind!r} is unknown.{hint} Valid: {', '.join(valid)}.")
+    cfg = _build(RunConfig if kind == "deep_linear" else CONFIGS[kind], table)
     check_shared(cfg)
     return cfg
 

@@ -1,5 +1,5 @@
-"""Command line: `gradflow run [CONFIG.toml] [--out DIR] [--force]`, `gradflow sweep CONFIG.toml
---out DIR [--force]` and `gradflow plot DIR`.
+"""Command line: `gradflow run [CONFIG.toml | --preset NAME] [--out DIR] [--force]`,
+`gradflow sweep CONFIG.toml --out DIR [--force]` and `gradflow plot DIR`.
 
 Builds objects from the config, calls the public API, writes results. Bad input (unknown or
 ill-typed keys, out-of-range values, an existing output directory) is one readable line on
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from importlib.resources import as_file as resources_as_file
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("config", nargs="?", help="TOML file; missing keys take the defaults")
+    run.add_argument("--preset", help="run a shipped config by name instead (see --list-presets)")
+    run.add_argument(
+        "--list-presets", action="store_true", help="list the shipped configs and exit"
+    )
     run.add_argument(
         "--out", default="gradflow-out", help="output directory (default: %(default)s)"
     )
@@ -157,8 +162,42 @@ def _cmd_plot(args) -> int:
     )
 
 
+def _presets() -> dict[str, str]:
+    """Shipped configs (gradflow/configs/*.toml) by name, each with its one-line summary."""
+    from importlib import resources
+
+    out = {}
+    for entry in sorted(resources.files("gradflow").joinpath("configs").iterdir(), key=str):
+        if entry.name.endswith(".toml"):
+            first = entry.read_text(encoding="utf-8").splitlines()[0]
+            out[entry.name[: -len(".toml")]] = first.lstrip("# ").strip()
+    return out
+
+
+def _preset_path(name: str):
+    from importlib import resources
+
+    presets = _presets()
+    if name not in presets:
+        raise ConfigError(
+            f"--preset {name!r} is unknown. Valid presets: {', '.join(presets)} "
+            "(gradflow run --list-presets)."
+        )
+    return resources.files("gradflow").joinpath("configs", f"{name}.toml")
+
+
 def _cmd_run(args) -> int:
-    cfg = load(args.config) if args.config else RunConfig()
+    if args.list_presets:
+        for name, summary in _presets().items():
+            print(f"{name:<20} {summary}")
+        return 0
+    if args.preset and args.config:
+        raise ConfigError("pass either a config file or --preset NAME, not both.")
+    if args.preset:
+        with resources_as_file(_preset_path(args.preset)) as path:
+            cfg = load(path)
+    else:
+        cfg = load(args.config) if args.config else RunConfig()
     if args.print_config:
         print(dumps(cfg), end="")
         return 0
@@ -173,8 +212,15 @@ def _cmd_run(args) -> int:
     from .plot import plot_run
 
     tic = time.perf_counter()
-    ds = _experiment.run_experiment(cfg, log=lambda m: print(m, flush=True))
-    print(_experiment.plateau_report(ds))
+    log = lambda m: print(m, flush=True)
+    if cfg.experiment == "deep_linear":
+        ds = _experiment.run_experiment(cfg, log=log)
+        print(_experiment.plateau_report(ds))
+    else:
+        from ._experiments import _common, kind_module
+
+        ds = kind_module(cfg.experiment).run(cfg, log=log)
+        print(_common.report(ds))
     out.mkdir(parents=True, exist_ok=True)
     _io.write_netcdf(ds, out / "results.nc")
     _io.atomic_write(out / "loss.png", lambda tmp: plot_run(ds, path=tmp))

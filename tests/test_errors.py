@@ -63,6 +63,16 @@ def _sweep_out(tmp_path):
     return ["sweep", "--out", str(out)]
 
 
+def _preset_unknown(tmp_path):
+    return ["run", "--preset", "diagonl", "--out", str(tmp_path / "out")]
+
+
+def _preset_and_config(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('experiment = "diagonal"\n')
+    return ["run", str(config), "--preset", "diagonal", "--out", str(tmp_path / "out")]
+
+
 def _sweep_foreign_store(tmp_path):
     store = tmp_path / "out" / "store.zarr"
     store.mkdir(parents=True)
@@ -131,6 +141,42 @@ ROWS = [
     R("run", '[[gd.runs]]\noptimizer = "adamw"', EXIT,
       "'adamw' is unknown. Valid optimizers: sgd, momentum, nesterov, adam",
       id="run-optimizer"),
+    # ---- gradflow run: experiment kinds and presets --------------------------------------
+    R("run", 'experiment = "diagnal"', EXIT, "experiment = 'diagnal' is unknown. Did you mean "
+      "'diagonal'? Valid: deep_linear, diagonal, quadratic", id="run-kind-unknown"),
+    R("run", "experiment = 3", EXIT, "experiment must be a string, got int", id="run-kind-type"),
+    R("run", 'experiment = "diagonal"\nalpha = 1e-3', EXIT,
+      "unknown key 'alpha'. Valid keys here: experiment, seed, solver", id="run-kind-key"),
+    R("run", 'experiment = "attention_merged"\nhead = 2', EXIT,
+      "unknown key 'head'. Did you mean 'heads'?", id="run-kind-key-close"),
+    R("run", 'experiment = "diagonal"\ninit_scales = []', EXIT,
+      "init_scales must list at least one value", id="run-kind-no-scales"),
+    R("run", 'experiment = "quadratic"\ninit_scales = [1e-2, 0.0]', EXIT,
+      "init_scales must be finite and > 0", id="run-kind-scale-0"),
+    R("run", 'experiment = "quadratic"\ninit_scales = [0.9]', EXIT,
+      "init_scales[0] = 0.9 is at or past the midpoint of the drop", id="run-quadratic-v0"),
+    R("run", 'experiment = "quadratic"\nteacher = [-2.0, -1.0]', EXIT,
+      "top eigenvalue tr(T) + 2 T_11 of Σ_yZ must be > 0", id="run-quadratic-teacher"),
+    R("run", 'experiment = "diagonal"\nk = 9', EXIT,
+      "k = 9 non-zeros do not fit in dimension d = 6", id="run-diagonal-k"),
+    R("run", 'experiment = "diagonal"\nhorizon = 0.0', EXIT,
+      "horizon must be finite and > 0", id="run-kind-horizon"),
+    R("run", 'experiment = "relu_three_points"\nwidth = 0', EXIT, "width must be >= 1",
+      id="run-relu-width"),
+    R("run", 'experiment = "attention_merged"\ninit = "zero"', EXIT,
+      "init = 'zero' is unknown. Valid values: aligned, random", id="run-attention-init"),
+    R("run", 'experiment = "attention_separate"\nheads = 2', EXIT,
+      "heads = 2 < 4 eigenvalues", id="run-separate-heads"),
+    R("run", 'experiment = "attention_separate"\neigenvalues = [0.4, -0.1]', EXIT,
+      "eigenvalues must be finite and > 0", id="run-separate-eigenvalues"),
+    R("run", 'experiment = "attention_merged"\ncontext = 0', EXIT, "context must be >= 1",
+      id="run-attention-context"),
+    R("run", 'experiment = "quadratic"\nsolver = "rk45"', EXIT, "Valid names: auto, bosh3",
+      id="run-kind-solver"),
+    R("out", _preset_unknown, EXIT,
+      "--preset 'diagonl' is unknown. Valid presets: attention_merged", id="run-preset"),
+    R("out", _preset_and_config, EXIT, "either a config file or --preset NAME",
+      id="run-preset-and-config"),
     # ---- unreadable files ----------------------------------------------------------------
     R("run", "x = = 1", EXIT, "not valid TOML", id="run-bad-toml"),
     # ---- gradflow sweep ------------------------------------------------------------------

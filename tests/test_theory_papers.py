@@ -180,6 +180,38 @@ def test_type3_blowup_time():
         th.type3_blowup_time(1.0, 0.1, degree=1)
 
 
+def _blowup_ode(v0, u0, lam, big=1e8):
+    """Independent reference: integrate (14) until |v| = big; the rest takes ≈ 1/(λ·big)."""
+
+    def rhs(_, y):
+        return np.concatenate([[np.sum(lam * y[1:] ** 2)], 2 * lam * y[0] * y[1:]])
+
+    hit = lambda _, y: abs(y[0]) - big
+    hit.terminal = True
+    y0 = np.concatenate([[v0], u0])
+    sol = solve_ivp(rhs, (0, 1e9), y0, method="DOP853", rtol=1e-12, atol=1e-30, events=hit)
+    return sol.t_events[0][0]
+
+
+def test_quadratic_blowup_times_random_units():
+    lam = np.array([5.0, -1.0, 2.0])
+    rng = np.random.default_rng(0)
+    v0, u0 = 1e-2 * rng.normal(size=8), 1e-2 * rng.normal(size=(8, 3))
+    v0[0], v0[1] = 0.0, -4e-3  # a unit starting at v = 0; one that turns (v changes sign)
+    times = th.quadratic_blowup_times(v0, u0, lam)
+    ref = [_blowup_ode(v, u, lam) for v, u in zip(v0, u0)]
+    np.testing.assert_allclose(times, ref, rtol=1e-7)
+    # the aligned balanced unit: 1/(2 λ1 v0), the Type-III blow-up law
+    aligned = th.quadratic_blowup_times([1e-3], [[np.sqrt(2) * 1e-3, 0, 0]], lam)
+    np.testing.assert_allclose(aligned, th.type3_blowup_time(10.0, 1e-3), rtol=1e-10)
+    # a unit with only negative-eigenvalue weight and v > 0 turns and escapes to v → −∞
+    neg = th.quadratic_blowup_times([1e-3], [[0.0, 1e-2, 0.0]], lam)
+    np.testing.assert_allclose(neg, _blowup_ode(1e-3, np.array([0.0, 1e-2, 0.0]), lam), rtol=1e-7)
+    assert th.quadratic_blowup_times([1e-2], [[0.0, 0.0, 0.0]], lam)[0] == np.inf
+    with pytest.raises(ValueError, match="shape"):
+        th.quadratic_blowup_times([1e-2, 1e-2], [[1e-2, 0.0, 0.0]], lam)
+
+
 # --------------------------------------------------------------------------------------------
 # Diagonal linear networks (Pesme & Flammarion)
 

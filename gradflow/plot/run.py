@@ -16,6 +16,8 @@ def plot_run(ds, path=None):
     closed form exists, predicted plateau levels as thin grey lines). Bottom row: effective
     rank (modes past half strength) against log time.
     """
+    if ds.attrs.get("experiment", "deep_linear") != "deep_linear":
+        return plot_comparison(ds, path)
     n = ds.sizes["network"]
     fig, axes = plt.subplots(2, n, figsize=(5.2 * n, 6.4), squeeze=False, sharex="col")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -50,6 +52,55 @@ def plot_run(ds, path=None):
         axr.set_ylabel("effective rank")
         axr.set_xlabel("time t (GD: k·lr)")
         axr.set_yticks(range(ds.sizes["mode"] + 1))
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+    return fig
+
+
+def plot_comparison(ds, path=None):
+    """The figure of the other experiment kinds: loss curves with the prediction, and errors.
+
+    Left: the loss of every init scale against log time (divided by `time_scale`, e.g.
+    ln(1/α) for diagonal networks), solid, with the predicted curve or staircase dashed in
+    the same colour. Right: |relative error| of every table quantity against the init scale
+    (log–log), which shows how the agreement improves as the init shrinks.
+    """
+    fig, (ax, axe) = plt.subplots(1, 2, figsize=(11, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i in range(ds.sizes["init"]):
+        d = ds.isel(init=i)
+        c = colors[i % len(colors)]
+        scale = float(d.time_scale)
+        t, loss = d.time.values / scale, d.loss.values
+        ok = np.isfinite(t) & (t > 0) & np.isfinite(loss)
+        ax.plot(t[ok], loss[ok], "-", color=c, lw=2, label=f"init {float(d.init_scale):g}")
+        tt, th = d.theory_time.values / scale, d.theory_loss.values
+        ok = np.isfinite(tt) & (tt > 0) & np.isfinite(th)
+        if ok.any():
+            ax.plot(tt[ok], th[ok], "--", color=c, lw=1.2)
+    ax.plot([], [], "--", color="k", lw=1.2, label="prediction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    measured = ds.loss.values[np.isfinite(ds.loss.values) & (ds.loss.values > 0)]
+    if measured.size:  # a predicted level of exactly 0 must not stretch the axis
+        ax.set_ylim(bottom=max(measured.min(), 1e-30) * 0.5)
+    xlabel = "t / ln(1/α)" if np.any(ds.time_scale.values != 1.0) else "time"
+    ax.set(xlabel=xlabel, ylabel=ds.loss.attrs.get("long_name", "loss"))
+    ax.legend(fontsize=8, loc="lower left")
+    err = np.abs(ds.rel_error.values)
+    scales = ds.init_scale.values
+    for q in range(ds.sizes["quantity"]):
+        e = err[:, q]
+        ok = np.isfinite(e) & (e > 0)
+        if ok.any():
+            axe.plot(scales[ok], e[ok], "o-", lw=1, ms=4, label=str(ds.quantity.values[q]))
+    axe.set_xscale("log")
+    axe.set_yscale("log")
+    axe.set(xlabel="init scale", ylabel="|relative error|")
+    axe.legend(fontsize=6, loc="best")
+    fig.suptitle(ds.attrs.get("title", ""), fontsize=8)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120, format="png")

@@ -22,6 +22,7 @@ from .escape import width_gamma_escape_time as width_gamma_escape_time
 from .hermite import hermite_coefficients as hermite_coefficients
 from .levels import drop_midpoints as drop_midpoints
 from .levels import plateau_levels as plateau_levels
+from .quadratic_escape import quadratic_blowup_times as quadratic_blowup_times
 from .random_init import drop_times_random_init as drop_times_random_init
 from .random_init import expected_half_times as expected_half_times
 from .random_init import random_init_half_times as random_init_half_times
