@@ -77,8 +77,8 @@ def main(argv=None, *, depths=(2, 3), s=(3.0, 2.0, 1.0), u0=1e-6, t1=None, save_
         rel = (t_meas - t_half) / t_half
         print(f"depth {depth}: {sol}")
         print(f"  max |m − m_theory| / s = {err:.2e}")
-        print("  half-times", np.round(t_meas, 5), "predicted", np.round(t_half, 5),
-              "rel. err", np.array2string(rel, precision=2))  # fmt: skip
+        print("  half-times (interpolated between saves)", np.round(t_meas, 5), "predicted",
+              np.round(t_half, 5), "rel. err", np.array2string(rel, precision=2))  # fmt: skip
         results[depth] = dict(sol=sol, max_error=err, half_time=t_meas, predicted=t_half)
 
     import matplotlib

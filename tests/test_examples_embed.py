@@ -2,6 +2,12 @@
 
 Tiny sizes and `solver="tsit5"` (it compiles at half the cost of `auto`; the solver is not the
 point here). Predictions come from gf.theory, computed from the same initial weights.
+
+Compile time is the suite's budget (≈ 2–3 s per distinct solve), so two examples run only
+with `-m slow`; their fast-tier cover is elsewhere: a dict pytree through `gf.solve_flow` in
+docs/extending.md (tests/test_docs.py), an equinox model gradflow does not know through
+`gf.sweep` in docs/own-model.md, and the GD comparison on a user field in
+`test_custom_field` below.
 """
 
 import importlib.util
@@ -34,6 +40,7 @@ def _check_staircase(table, level_tol, drop_tol):
     assert np.all(_rel(table.drop[:3], table.predicted_drop[:3]) < drop_tol), table
 
 
+@pytest.mark.slow
 def test_embed_pytree(tmp_path):
     mod = _load("embed_pytree")
     out = tmp_path / "a.png"
@@ -44,6 +51,7 @@ def test_embed_pytree(tmp_path):
     _check_staircase(table, level_tol=2e-2, drop_tol=3e-2)
 
 
+@pytest.mark.slow
 def test_embed_equinox_mlp_and_gd(tmp_path):
     mod = _load("embed_equinox")
     out = tmp_path / "b.png"
@@ -87,7 +95,9 @@ def test_reduced_mode_ode_deep(tmp_path):
     mod = _load("reduced_mode_ode")
     res = mod.main(["--out", str(tmp_path / "d.png")], depths=(3,), solver="tsit5")
     assert res[3]["sol"].status == "success" and res[3]["max_error"] < 1e-4
-    assert np.all(_rel(res[3]["half_time"], res[3]["predicted"]) < 1e-2)
+    # half-times are interpolated between log-spaced saves (3.5% apart here) on a steep
+    # sigmoid: the pointwise check above is the sharp one
+    assert np.all(_rel(res[3]["half_time"], res[3]["predicted"]) < 3e-2)
 
 
 def test_custom_field(tmp_path):
