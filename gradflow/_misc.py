@@ -19,6 +19,20 @@ def enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+def require_x64(where: str) -> None:
+    """Refuse to run `where` (e.g. `"gf.flow"`) when float64 has been turned off again.
+
+    `import gradflow` turns `jax_enable_x64` on; a user who turns it off afterwards would
+    otherwise get a silently float32 solve (dtype-truncation warnings at best).
+    """
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            f"{where} needs float64, but jax_enable_x64 is off (it was turned off after "
+            "`import gradflow`); turn it back on with "
+            "jax.config.update('jax_enable_x64', True)."
+        )
+
+
 def as_float64(x, name: str) -> jax.Array:
     """Convert `x` to a float64 JAX array, refusing values that are not real and finite.
 

@@ -48,3 +48,15 @@ def test_page_runs(page, tmp_path, monkeypatch):
             exec(code, namespace)
         except Exception as e:  # name the block, keep the traceback
             raise AssertionError(f"{page.name}, block at line {line} failed: {e!r}") from e
+
+
+def test_gallery_entries_have_small_pngs():
+    """docs/gallery.md: one line per entry, each with its PNG; the folder stays small."""
+    text = (DOCS / "gallery.md").read_text(encoding="utf-8")
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)  # the template line in the comment
+    images = re.findall(r"^- .*!\[[^\]]*\]\((gallery/[^)]+\.png)\)$", text, re.M)
+    assert images, "no gallery entries found"
+    missing = [p for p in images if not (DOCS / p).is_file()]
+    assert not missing, missing
+    total = sum(f.stat().st_size for f in (DOCS / "gallery").glob("*.png"))
+    assert total < 1.5e6, f"docs/gallery holds {total / 1e6:.2f} MB of PNGs (limit 1.5 MB)"

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optimistix as optx
 
 from .._custom_types import PyTree
+from .._misc import require_x64
 from ..losses import mse
 from . import progress as _progress
 from .field import AbstractField, GradientFlow
@@ -221,7 +222,8 @@ def _solve(
     )
 
 
-def _check_common(t1, rtol, atol, max_steps, stop_when, field):
+def _check_common(t1, rtol, atol, max_steps, stop_when, field, where="gf.flow"):
+    require_x64(where)
     try:
         t1f = float(t1)
     except (TypeError, ValueError):
@@ -300,7 +302,7 @@ def solve_flow(
     A [`gradflow.FlowSolution`][] with `t`, `loss`, `metrics`, `params`, `t_final`, `status`,
     `stats`.
     """
-    t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
+    t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field, where="gf.solve_flow")
     if stop_when is not None and not isinstance(stop_when, eqx.Module):
         stop_when = _ParamsOnly(stop_when)
     return _run(

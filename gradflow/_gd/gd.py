@@ -21,6 +21,7 @@ import optax
 
 from .._flow.options import log_grid
 from .._flow.solution import DIVERGED, MAX_STEPS, STOPPED, SUCCESS, FlowSolution
+from .._misc import require_x64
 from ..losses import mse
 
 #: A loss above this multiple of max(L(0), 1e-12) counts as diverged (as does a non-finite one).
@@ -165,6 +166,7 @@ def gd(
     interpolation between the two steps around it, or `"diverged"` with the time of the first
     non-finite or exploding loss), `stats` (`num_steps`, `num_grad_evals`, `lr`).
     """
+    require_x64("gf.gd")
     params, static = eqx.partition(model, eqx.is_inexact_array)
     lr = probe_lr(optimizer, params) if lr is None else float(lr)
     if (num_steps is None) == (t1 is None):

@@ -112,7 +112,7 @@ def sweep(
         raise TypeError(f"grid must be a gf.Grid, got {type(grid).__name__}.")
     if not callable(build):
         raise TypeError("build must be a function build(**point) -> (model, data).")
-    t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
+    t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field, where="gf.sweep")
     if hosts.num_processes > 1 and store is None:
         raise ValueError(
             "a multi-process sweep needs store=PATH on a filesystem all processes share."
