@@ -13,5 +13,9 @@ from .metrics import mode_strengths as mode_strengths
 from .plateaus import PlateauTable as PlateauTable
 from .plateaus import first_crossing as first_crossing
 from .plateaus import plateaus as plateaus
+from .saddle import Saddle as Saddle
+from .saddle import measured_escape_time as measured_escape_time
+from .saddle import predicted_escape_time as predicted_escape_time
+from .saddle import refine_saddle as refine_saddle
 from .sharpness import hessian_top_eigenvalue as hessian_top_eigenvalue
 from .sharpness import sharpness as sharpness
