@@ -1,5 +1,12 @@
 """Analysis of solutions: plateaus, transitions, sharpness, flow-vs-GD comparisons."""
 
+from .alignment import Misalignment as Misalignment
+from .alignment import aligned_fraction as aligned_fraction
+from .alignment import alignment_metric as alignment_metric
+from .alignment import half_strength_stop as half_strength_stop
+from .alignment import misalignment as misalignment
+from .alignment import misalignment_at_half_strength as misalignment_at_half_strength
+from .alignment import neuron_cosines as neuron_cosines
 from .compare import Comparison as Comparison
 from .compare import compare as compare
 from .complexity import complexity as complexity
@@ -8,6 +15,11 @@ from .complexity import head_directions as head_directions
 from .complexity import register_complexity as register_complexity
 from .complexity import support as support
 from .complexity import unit_sizes as unit_sizes
+from .linear_model import EarlyLinearModel as EarlyLinearModel
+from .linear_model import LinearModelGap as LinearModelGap
+from .linear_model import early_linear_model as early_linear_model
+from .linear_model import linear_model_gap as linear_model_gap
+from .linear_model import predictions as predictions
 from .metrics import effective_rank as effective_rank
 from .metrics import mode_strengths as mode_strengths
 from .plateaus import PlateauTable as PlateauTable
