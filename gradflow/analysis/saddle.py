@@ -112,7 +112,8 @@ class Saddle:
             line = f"  escape to distance {self.target:.4g}: predicted {self.predicted_escape:.6g}"
             if self.measured_by is not None:
                 m, p = self.measured_escape, self.predicted_escape
-                rel = f" (rel. {(p - m) / m:+.2e})" if np.isfinite(m) and np.isfinite(p) else ""
+                ok = np.isfinite(m) and np.isfinite(p) and m != 0
+                rel = f" (rel. {(p - m) / m:+.2e})" if ok else ""
                 line += f", measured {m:.6g} (by {self.measured_by}){rel}"
             lines.append(line)
         return "\n".join(lines)
