@@ -1,4 +1,5 @@
-"""Analysis of solutions: plateaus, transitions, sharpness, flow-vs-GD comparisons."""
+"""Analysis of solutions: plateaus, transitions, sharpness, flow-vs-GD comparisons, saddles,
+alignment of units and the early-time linear model."""
 
 from .alignment import Misalignment as Misalignment
 from .alignment import aligned_fraction as aligned_fraction

@@ -22,8 +22,9 @@ nonlinear saturation adds an $O(1/\lambda)$ delay that this formula does not con
 manifolds of critical points, so the Hessian is singular). Gauss–Newton on the residual
 $r(\theta) = \nabla L(\theta)$ with a least-squares (SVD) linear solve takes minimum-norm steps
 $-H^{+}\nabla L$: it converges quadratically to the nearest point of the critical manifold and
-never wanders along it. Above `dense_max` parameters the linear solve is matrix-free
-(`lineax.NormalCG` on Hessian-vector products) and the spectrum comes from Lanczos.
+never wanders along it. Above `dense_max` parameters the linear solve is matrix-free (CG on
+the normal equations, `lineax.Normal(lineax.CG(...))`, from Hessian-vector products) and the
+spectrum comes from Lanczos.
 """
 
 from __future__ import annotations
@@ -312,7 +313,10 @@ class _FlatLoss(eqx.Module):
     def of(cls, loss, params, static):
         leaves, treedef = jax.tree.flatten(params)
         if not leaves:
-            raise ValueError("`model` has no inexact (float) arrays to refine.")
+            raise ValueError(
+                "`model` (the starting state) has no float arrays to refine; pass float arrays, "
+                "e.g. jnp.asarray(x, dtype=float)."
+            )
         return cls(loss, treedef, tuple(tuple(np.shape(x)) for x in leaves), static)
 
     def unravel(self, flat):
@@ -331,7 +335,7 @@ def _refine(flat0, data, key, *, flat_loss, method, k, rtol, atol, max_steps):
     if method == "dense":
         linear_solver = lx.SVD()
     else:
-        linear_solver = lx.NormalCG(rtol=1e-10, atol=1e-14, max_steps=10 * flat0.size)
+        linear_solver = lx.Normal(lx.CG(rtol=1e-10, atol=1e-14, max_steps=10 * flat0.size))
     solver = optx.GaussNewton(rtol=rtol, atol=atol, linear_solver=linear_solver)
     sol = optx.least_squares(
         lambda y, d: grad(y, d), solver, flat0, data, max_steps=max_steps, throw=False
