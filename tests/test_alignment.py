@@ -72,10 +72,11 @@ def test_theorem4_misalignment_exponent():
     # the per-unit values scale the same way (same init directions, so the same prefactors)
     per = np.log(res[1e-12].per_unit / res[1e-6].per_unit) / np.log(1e-6)
     np.testing.assert_allclose(per, 1 / 3, atol=5e-3)
-    # the moment itself is the random-init half-time of mode 1 (THEORY §2), to its ~1e-3
+    # the moment itself is the random-init half-time of mode 1 (THEORY §2: "the top mode to
+    # ~4 digits"; measured 4e-8 here)
     w1, w2 = (np.asarray(w) for w in model.weights)
     pred = gf.theory.random_init_half_times(S, w1, w2)[0]
-    np.testing.assert_allclose(res[1e-12].time, pred, rtol=1e-3)
+    np.testing.assert_allclose(res[1e-12].time, pred, rtol=1e-4)
 
 
 def three_point_directions(data):
@@ -140,5 +141,5 @@ def test_early_alignment_on_three_points():
     # the fraction rises (never falls) through the early phase
     assert np.all(np.diff(frac[: early + 1]) >= 0)
     # end: at the spurious affine fit, the large neurons share its direction (slope, intercept)
-    np.testing.assert_allclose(loss[-1], fit_loss, rtol=2e-3)
+    np.testing.assert_allclose(loss[-1], fit_loss, rtol=1e-4)  # measured 3e-5 at t = 60
     assert sol.metrics["affine"][-1] > 0.999
