@@ -94,7 +94,8 @@ class Saddle:
 
     @property
     def num_params(self) -> int:
-        return int(sum(np.size(x) for x in jax.tree.leaves(eqx.filter(self.params, eqx.is_array))))
+        leaves = jax.tree.leaves(eqx.filter(self.params, eqx.is_inexact_array))
+        return int(sum(np.size(x) for x in leaves))
 
     def __repr__(self) -> str:
         ev = self.eigenvalues
