@@ -144,3 +144,15 @@ def test_lanczos_path_matches_dense():
     np.testing.assert_allclose(
         np.unique(np.round(lz.eigenvalues, 8)), np.unique(dense.eigenvalues.round(8))
     )
+
+
+def test_bad_arguments_are_named():
+    data, exact = rank1_saddle()
+    with pytest.raises(ValueError, match="`hessian` must be one of"):
+        gf.analysis.refine_saddle(exact, data, hessian="full")
+    with pytest.raises(ValueError, match="`target`"):
+        gf.analysis.refine_saddle(exact, data, target=-1.0)
+    with pytest.raises(ValueError, match="needs `target=`"):
+        gf.analysis.refine_saddle(exact, data, solution=object())
+    with pytest.raises(ValueError, match="no float arrays"):
+        gf.analysis.refine_saddle({"n": 3}, data, loss=lambda p, d: 0.0)
