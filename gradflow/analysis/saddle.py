@@ -17,6 +17,9 @@ negative eigenvalue is degenerate). The formula is exact for the linearised flow
 unstable eigenspace, and its error is $O(D^2)$ relative while $D$ is small enough for the
 quadratic model of $L$; for $D = O(1)$ (e.g. "the next mode reaches half strength") the
 nonlinear saturation adds an $O(1/\lambda)$ delay that this formula does not contain.
+At zero-unit (Type III) saddles the Hessian vanishes and the escape is a power law, not
+exponential (THEORY.md §1.6, `gf.theory.type3_blowup_time`): there $\lambda = 0$ and the
+predicted time is `inf`.
 
 **Root finding.** Saddles of networks are rarely isolated (rescaling symmetries make whole
 manifolds of critical points, so the Hessian is singular). Gauss–Newton on the residual
@@ -154,7 +157,8 @@ def refine_saddle(
     - `rtol`, `atol`, `max_steps`: Gauss–Newton tolerances on the change of $\theta$ and of
         $\nabla L$ between steps, and its step limit.
     - `eig_tol`: eigenvalues below `-eig_tol` count as negative (default
-        $10^{-8}\max|\lambda_i|$).
+        $\max(10^{-8}\max_i|\lambda_i|,\ 10^{-10})$: the floor keeps rounding noise of a
+        vanishing Hessian from counting, e.g. at the origin of a quadratic net).
     - `degenerate_rtol`: eigenvalues within this relative distance of $\lambda_{\min}$ form the
         unstable eigenspace used for $|\delta_u|$.
     - `target`: escape distance $D$ for the predicted (and measured) escape time.
@@ -203,7 +207,7 @@ def refine_saddle(
     if method == "dense":
         evals, evecs = out["evals"], out["evecs"]
         scale = float(np.max(np.abs(evals)))
-        tol = 1e-8 * scale if eig_tol is None else float(eig_tol)
+        tol = max(1e-8 * scale, 1e-10) if eig_tol is None else float(eig_tol)
         lam_min = float(evals[0])
         block = evecs[:, evals <= lam_min + degenerate_rtol * max(abs(lam_min), 1e-300)]
         direction = evecs[:, 0]
@@ -211,7 +215,7 @@ def refine_saddle(
     else:
         evals, vecs = _ritz(out["Q"], out["alpha"], out["beta"])
         scale = float(np.max(np.abs(evals)))
-        tol = 1e-8 * scale if eig_tol is None else float(eig_tol)
+        tol = max(1e-8 * scale, 1e-10) if eig_tol is None else float(eig_tol)
         lam_min = float(evals[0])
         direction = vecs[:, 0]
         # Lanczos started FROM the displacement: its Krylov space holds exactly P_λ(disp) for
