@@ -100,7 +100,10 @@ def test_measured_escape_by_distance_on_the_exact_trajectory():
     traj = eqx.tree_at(lambda m: m.weights, exact, (w, w.transpose(0, 2, 1)))
     sol = types.SimpleNamespace(t=t, loss=np.full(t.size, np.nan), trajectory=traj)
     measured, how = gf.analysis.measured_escape_time(sol, sad, target)
-    assert how == "distance"
+    assert how == "unstable"
+    # the start lies in the unstable eigenspace, so the whole distance gives the same time
+    whole, _ = gf.analysis.measured_escape_time(sol, sad, target, by="distance")
+    np.testing.assert_allclose(whole, measured, rtol=1e-12)
     exact_t = gf.theory.saxe_time(S[1], delta**2, target**2 / 2)
     np.testing.assert_allclose(measured, exact_t, rtol=1e-6)
     # the linear prediction ln(D/(√2 δ))/s2 is within its O(D²) error of the true escape
@@ -156,3 +159,30 @@ def test_bad_arguments_are_named():
         gf.analysis.refine_saddle(exact, data, solution=object())
     with pytest.raises(ValueError, match="no float arrays"):
         gf.analysis.refine_saddle({"n": 3}, data, loss=lambda p, d: 0.0)
+
+
+@pytest.mark.slow
+def test_refine_from_a_random_init_plateau():
+    """From the first plateau of a random-init staircase (H = 8, ε = 1e-6): the nearby saddle
+    has the plateau's loss ½(s2² + s3²) = 2.5, λ = s2 and index 2(H − 1) (test docstring above),
+    and the flow escapes along mode 2 as one balanced Saxe sigmoid, u̇ = 2u(s2 − u), u = v²,
+    whose distance along the unstable direction is √2 v: reaching D takes the linear time
+    ln(D/|δ_u|)/s2 plus the saturation −¼ ln(1 − D²/4) (¼ ln 2 at half strength, D = √2)."""
+    data = gf.data.linear_teacher(S, key=jax.random.key(0), rotate=False)
+    width, eps = 8, 1e-6
+    model = gf.models.DeepLinear(3, width, 3, 2, eps, key=jax.random.key(0))
+    w1, w2 = (np.asarray(w) for w in model.weights)
+    half = gf.theory.random_init_half_times(S, w1, w2)
+    ts = np.linspace(0.0, 8.0, 321)
+    sol = gf.flow(model, data, t1=8.0, save=ts, solver="tsit5", rtol=1e-10, atol=1e-3 * eps,
+                  save_params=True)  # fmt: skip
+    i = int(np.argmin(np.abs(ts - (half[0] + 0.3 * (half[1] - half[0])))))
+    mid = jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, sol.trajectory)
+    for target in (0.5, np.sqrt(2.0)):
+        sad = gf.analysis.refine_saddle(mid, data, target=target, solution=sol, t_start=ts[i])
+        assert abs(sad.loss - 2.5) <= 1e-10 and sad.grad_norm <= 1e-12
+        np.testing.assert_allclose(sad.unstable_eigenvalue, S[1], rtol=1e-8)
+        assert sad.index == 2 * (width - 1)
+        assert sad.measured_by == "unstable"
+        expected = sad.predicted_escape - 0.25 * np.log(1 - target**2 / 4)
+        np.testing.assert_allclose(sad.measured_escape, expected, rtol=2e-3)

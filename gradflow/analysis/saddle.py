@@ -70,11 +70,16 @@ class Saddle:
         $|\delta_u|$, its component in the $\lambda_{\min}$ eigenspace.
     - `target`: the escape distance $D$ (or `None`); `predicted_escape`:
         $\ln(D/|\delta_u|)/\lambda$ (`inf` without an unstable direction).
-    - `measured_escape`: from `solution`, time from `t_start` until the flow first reaches
-        distance $D$ from $\theta^*$ (`nan` if it never does or no solution was given);
-        `measured_by`: `"distance"` (from the solution's trajectory) or `"loss"` (no trajectory
-        saved: first time $L^* - L(t) \ge \tfrac12\lambda D^2$, the quadratic-model equivalent,
-        meaningful when the start lies mostly along the unstable direction).
+    - `unstable_basis`: orthonormal columns (flat parameter space, shape `(n, r)`) spanning the
+        part of the $\lambda_{\min}$ eigenspace used for $|\delta_u|$ (dense: the whole
+        eigenspace; Lanczos: the direction of $P_u(\theta_0 - \theta^*)$).
+    - `measured_escape`: from `solution`, time from `t_start` until the flow's component in
+        that eigenspace, $\|P_u(\theta(t) - \theta^*)\|$, first reaches $D$ (`nan` if it never
+        does or no solution was given); `measured_by`: `"unstable"` (from the solution's
+        trajectory; `"distance"` measures $\|\theta(t) - \theta^*\|$ instead, see
+        [`measured_escape_time`][]) or `"loss"` (no trajectory saved: first time
+        $L^* - L(t) \ge \tfrac12\lambda D^2$, the quadratic-model equivalent, meaningful when
+        the start lies mostly along the unstable direction).
     """
 
     params: Any
@@ -88,6 +93,7 @@ class Saddle:
     eig_tol: float
     unstable_eigenvalue: float
     unstable_direction: Any
+    unstable_basis: np.ndarray
     distance: float
     unstable_distance: float
     target: float | None = None
@@ -212,12 +218,14 @@ def refine_saddle(
         block = evecs[:, evals <= lam_min + degenerate_rtol * max(abs(lam_min), 1e-300)]
         direction = evecs[:, 0]
         du = float(np.linalg.norm(block.T @ disp))
+        basis = block
     else:
         evals, vecs = _ritz(out["Q"], out["alpha"], out["beta"])
         scale = float(np.max(np.abs(evals)))
         tol = max(1e-8 * scale, 1e-10) if eig_tol is None else float(eig_tol)
         lam_min = float(evals[0])
         direction = vecs[:, 0]
+        basis = direction[:, None]
         # Lanczos started FROM the displacement: its Krylov space holds exactly P_λ(disp) for
         # each eigenspace, so the Ritz vectors at λ_min give |δ_u| even when λ_min is repeated.
         du = 0.0
@@ -226,6 +234,9 @@ def refine_saddle(
             width = degenerate_rtol * max(abs(lam_min), 1e-300) + 1e-12 * scale
             sel = np.abs(dv - lam_min) <= width
             du = float(np.linalg.norm(dvecs[:, sel].T @ disp))
+            if du > 0:
+                proj = dvecs[:, sel] @ (dvecs[:, sel].T @ disp)
+                basis = (proj / np.linalg.norm(proj))[:, None]
     index = int(np.sum(evals < -tol))
     lam = -lam_min if lam_min < -tol else 0.0
     saddle = Saddle(
@@ -234,6 +245,7 @@ def refine_saddle(
         num_steps=int(out["num_steps"]), eigenvalues=np.asarray(evals), method=method,
         index=index, eig_tol=tol, unstable_eigenvalue=lam,
         unstable_direction=eqx.combine(unravel(jnp.asarray(direction)), static),
+        unstable_basis=np.asarray(basis),
         distance=float(np.linalg.norm(disp)), unstable_distance=du, target=target,
     )  # fmt: skip
     if target is not None:
@@ -253,31 +265,46 @@ def predicted_escape_time(unstable_eigenvalue: float, unstable_distance: float, 
     return float(np.log(target / unstable_distance) / unstable_eigenvalue)
 
 
-def measured_escape_time(solution, saddle: Saddle, target: float, *, t_start: float = 0.0):
-    r"""First time after `t_start` at which `solution` is `target` away from `saddle`.
+def measured_escape_time(
+    solution, saddle: Saddle, target: float, *, t_start: float = 0.0, by: str = "unstable"
+):
+    r"""First time after `t_start` at which `solution` has escaped `target` from `saddle`.
 
-    With a saved trajectory this is $\|\theta(t) - \theta^*\| = D$; without one, the loss gap
-    $L^* - L(t) = \tfrac12\lambda D^2$ of the quadratic model along the unstable direction.
-    Between saves the logarithm of the distance (or gap) is interpolated linearly in $t$,
-    which is exact for the exponential growth of the linear escape.
+    With a saved trajectory, `by="unstable"` (default) measures the component along the
+    saddle's unstable eigenspace, $\|P_u(\theta(t) - \theta^*)\| = D$ — what the linear
+    prediction is about — and `by="distance"` the whole distance $\|\theta(t) - \theta^*\|$
+    (which also counts stable components and any offset along a manifold of saddles). Without
+    a trajectory it is the loss gap $L^* - L(t) = \tfrac12\lambda D^2$ of the quadratic model
+    along the unstable direction. Between saves the logarithm of the measured quantity is
+    interpolated linearly in $t$, which is exact for the exponential growth of the escape.
 
-    **Returns:** `(time − t_start, "distance" | "loss")`; the time is `nan` if never reached.
+    **Returns:** `(time − t_start, "unstable" | "distance" | "loss")`; the time is `nan` if
+    never reached.
     """
+    if by not in ("unstable", "distance"):
+        raise ValueError(f"`by` must be 'unstable' or 'distance', got {by!r}.")
     t = np.asarray(solution.t, float)
     traj = getattr(solution, "trajectory", None)
     if traj is not None:
         star = jax.tree.leaves(eqx.filter(saddle.params, eqx.is_inexact_array))
         path = jax.tree.leaves(eqx.filter(traj, eqx.is_inexact_array))
-        if len(star) != len(path):
+        if len(star) != len(path) or any(
+            np.shape(p)[1:] != np.shape(s) for p, s in zip(path, star)
+        ):
             raise ValueError(
                 "`solution.trajectory` does not have the structure of the refined model; pass "
-                "the solution of a flow from the same kind of model."
+                "the solution of a flow from the same kind of model, run with save_params=True."
             )
-        sq = sum(
-            np.sum((np.asarray(p) - np.asarray(s)[None]) ** 2, axis=tuple(range(1, np.ndim(p))))
+        rows = [
+            np.reshape(np.asarray(p) - np.asarray(s)[None], (len(t), -1))
             for p, s in zip(path, star)
-        )
-        return _first_rise(t, np.sqrt(sq), target, t_start), "distance"
+        ]
+        disp = np.concatenate(rows, axis=1)  # flat in the order of the refined parameters
+        if by == "distance":
+            size = np.linalg.norm(disp, axis=1)
+        else:
+            size = np.linalg.norm(disp @ saddle.unstable_basis, axis=1)
+        return _first_rise(t, size, target, t_start), by
     lam = saddle.unstable_eigenvalue
     if lam <= 0:
         return float("nan"), "loss"
