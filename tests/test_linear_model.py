@@ -5,6 +5,8 @@ against the ReLU Hermite values, the kernel against the network's own NTK at ini
 the network follows the linear model early at a large (NTK-like) init and leaves it later.
 """
 
+import types
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -113,3 +115,28 @@ def test_network_follows_linear_model_early_at_large_init():
     assert rel[-1] > 0.5 and rel[-1] > 3 * rel[early]
     lin_loss = 0.5 * np.mean((lin.predict(gap.t)[..., 0] - np.asarray(data.y)[:, 0]) ** 2, axis=1)
     assert float(sol.loss[-1]) < 0.1 * lin_loss[-1]
+
+
+def test_gap_from_metrics_or_trajectory_agree():
+    """`linear_model_gap` reads the network from `metrics["predictions"]` or, failing that,
+    from the trajectory: both give the same numbers (a stand-in solution that stays at f0, so
+    the gap is the linear model's own motion and the network's change is 0)."""
+    d, p, m = 20, 60, 100
+    data = sphere_data(d, p)
+    net = ntk_like(d, m)
+    lin = gf.analysis.early_linear_model(net, data)
+    t = np.array([0.0, 0.1, 1.0])
+    f0 = np.asarray(jax.vmap(net)(data.x))
+    traj = jax.tree.map(lambda x: jnp.stack([x] * t.size) if eqx.is_array(x) else x, net)
+    by_metric = gf.analysis.linear_model_gap(
+        types.SimpleNamespace(t=t, metrics={"predictions": np.stack([f0] * t.size)}), lin
+    )
+    by_traj = gf.analysis.linear_model_gap(
+        types.SimpleNamespace(t=t, metrics={}, trajectory=traj), lin
+    )
+    np.testing.assert_allclose(by_traj.rms, by_metric.rms, rtol=1e-12)
+    moved = np.sqrt(np.mean((lin.predict(t)[..., 0] - f0[None, :, 0]) ** 2, axis=1))
+    np.testing.assert_allclose(by_metric.rms, moved, rtol=1e-12)
+    np.testing.assert_array_equal(by_metric.rms_change, 0.0)
+    with pytest.raises(ValueError, match="predictions"):
+        gf.analysis.linear_model_gap(types.SimpleNamespace(t=t, metrics={}), lin)
