@@ -143,3 +143,25 @@ def test_early_alignment_on_three_points():
     # end: at the spurious affine fit, the large neurons share its direction (slope, intercept)
     np.testing.assert_allclose(loss[-1], fit_loss, rtol=1e-4)  # measured 3e-5 at t = 60
     assert sol.metrics["affine"][-1] > 0.999
+
+
+@pytest.mark.slow
+def test_misalignment_from_trajectory_matches_stopped_solve():
+    """The trajectory path (interpolation between saves around the half-strength moment)
+    against the stopped solve (root-found moment), ε = 1e-6."""
+    data = v1_data()
+    model = gf.models.DeepLinear(3, 8, 3, 2, 1e-6, key=jax.random.key(1))
+    stopped = gf.flow(
+        model, data, t1=40.0, stop_when=gf.analysis.half_strength_stop(data), solver="tsit5",
+        rtol=1e-8, atol=1e-16, save=np.array([0.0, 1.0]),
+    )  # fmt: skip
+    ref = gf.analysis.misalignment_at_half_strength(stopped, data)
+    ts = np.unique(
+        np.concatenate([np.linspace(0, 6, 61), ref.time * (1 + np.linspace(-1e-3, 1e-3, 21))])
+    )
+    sol = gf.flow(model, data, t1=6.0, save=ts, solver="tsit5", rtol=1e-8, atol=1e-16,
+                  save_params=True)  # fmt: skip
+    got = gf.analysis.misalignment_at_half_strength(sol, data)
+    np.testing.assert_allclose(got.time, ref.time, rtol=1e-6)
+    np.testing.assert_allclose(got.per_unit, ref.per_unit, rtol=1e-4)
+    np.testing.assert_allclose(got.aligned, ref.aligned, rtol=1e-5)
