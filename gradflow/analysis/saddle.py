@@ -160,6 +160,9 @@ def refine_saddle(
         `"lanczos"` (`num_eigenvalues` Lanczos steps on Hessian-vector products, fully
         reorthogonalised), or `"auto"`: dense up to `dense_max` parameters. The same choice
         picks the root finder's linear solve (dense SVD, or matrix-free normal CG).
+    - `dense_max`: largest parameter count for `"auto"` to go dense (an $n \times n$ Hessian
+        and its `eigh`: 1000 parameters take ≈ 1 s).
+    - `num_eigenvalues`: Lanczos steps, i.e. the number of Ritz values (capped at $n$).
     - `rtol`, `atol`, `max_steps`: Gauss–Newton tolerances on the change of $\theta$ and of
         $\nabla L$ between steps, and its step limit.
     - `eig_tol`: eigenvalues below `-eig_tol` count as negative (default
@@ -170,7 +173,8 @@ def refine_saddle(
     - `target`: escape distance $D$ for the predicted (and measured) escape time.
     - `solution`: a `FlowSolution` (or GD run) from the same kind of model, whose time axis
         contains the starting state at `t_start`; its trajectory (`save_params=True`) gives the
-        measured escape by distance, else its loss does (see [`Saddle`][]). Needs `target`.
+        measured escape along the unstable eigenspace, else its loss does (see [`Saddle`][],
+        [`measured_escape_time`][]). Needs `target`.
     - `t_start`: time of the starting state on `solution`'s axis (default 0: the solution was
         started from `model`).
     - `key`: start vector of the random Lanczos run (default a fixed key).
