@@ -133,10 +133,15 @@ def test_lanczos_extremal_ritz_values():
 
 
 @pytest.mark.slow
-def test_lanczos_path_matches_dense():
+def test_lanczos_path_matches_dense(monkeypatch):
+    """The large-model path (Lanczos spectrum, matrix-free CG in the root finder, forced here on
+    18 parameters) against the dense one."""
+    import gradflow.analysis.saddle as saddle_module
+
     data, exact = rank1_saddle()
     start = v12d_start(exact, 1e-4)
     dense = gf.analysis.refine_saddle(start, data, hessian="dense", target=1e-2)
+    monkeypatch.setattr(saddle_module, "_SVD_MAX", 0)
     lz = gf.analysis.refine_saddle(start, data, hessian="lanczos", target=1e-2)
     assert lz.method == "lanczos" and lz.grad_norm <= 1e-13
     np.testing.assert_allclose(lz.unstable_eigenvalue, dense.unstable_eigenvalue, rtol=1e-10)

@@ -25,9 +25,9 @@ predicted time is `inf`.
 manifolds of critical points, so the Hessian is singular). Gauss–Newton on the residual
 $r(\theta) = \nabla L(\theta)$ with a least-squares (SVD) linear solve takes minimum-norm steps
 $-H^{+}\nabla L$: it converges quadratically to the nearest point of the critical manifold and
-never wanders along it. Above `dense_max` parameters the linear solve is matrix-free (CG on
-the normal equations, `lineax.Normal(lineax.CG(...))`, from Hessian-vector products) and the
-spectrum comes from Lanczos.
+never wanders along it. Above 300 parameters the linear solve is matrix-free (CG on the
+normal equations, `lineax.Normal(lineax.CG(...))`, from Hessian-vector products), and above
+`dense_max` the spectrum comes from Lanczos.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import optimistix as optx
 from ..losses import mse
 
 _HESSIAN = ("auto", "dense", "lanczos")
+_SVD_MAX = 300  # largest state solved with dense SVD steps (see `refine_saddle`)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def refine_saddle(
     *,
     loss: Callable = mse,
     hessian: str = "auto",
-    dense_max: int = 1000,
+    dense_max: int = 500,
     num_eigenvalues: int = 40,
     rtol: float = 1e-13,
     atol: float = 1e-14,
@@ -158,10 +159,11 @@ def refine_saddle(
     - `loss`: `loss(model, data) -> scalar` (default half mean squared error).
     - `hessian`: `"dense"` (`jax.hessian` + `eigh`: all eigenvalues, exact index),
         `"lanczos"` (`num_eigenvalues` Lanczos steps on Hessian-vector products, fully
-        reorthogonalised), or `"auto"`: dense up to `dense_max` parameters. The same choice
-        picks the root finder's linear solve (dense SVD, or matrix-free normal CG).
-    - `dense_max`: largest parameter count for `"auto"` to go dense (an $n \times n$ Hessian
-        and its `eigh`: 1000 parameters take ≈ 1 s).
+        reorthogonalised), or `"auto"`: dense up to `dense_max` parameters. (The root finder
+        solves its linear systems by dense SVD up to 300 parameters and by matrix-free CG on
+        the normal equations above.)
+    - `dense_max`: largest parameter count for `"auto"` to go dense (one $n \times n$
+        Hessian and its `eigh`).
     - `num_eigenvalues`: Lanczos steps, i.e. the number of Ritz values (capped at $n$).
     - `rtol`, `atol`, `max_steps`: Gauss–Newton tolerances on the change of $\theta$ and of
         $\nabla L$ between steps, and its step limit.
@@ -206,8 +208,11 @@ def refine_saddle(
     if k < 1:
         raise ValueError(f"`num_eigenvalues` must be ≥ 1, got {num_eigenvalues}.")
     key = jax.random.key(0) if key is None else key
+    # the root finder's linear solve: a dense SVD per Gauss–Newton step costs O(n³) (≈ 2 s at
+    # n = 1000, measured), so larger states use matrix-free CG whatever `hessian` says
+    solve = "svd" if n <= _SVD_MAX else "cg"
     out = _refine(
-        flat0, data, key, flat_loss=flat_loss, method=method, k=k,
+        flat0, data, key, flat_loss=flat_loss, method=method, solve=solve, k=k,
         rtol=float(rtol), atol=float(atol), max_steps=int(max_steps),
     )  # fmt: skip
     out = jax.tree.map(np.asarray, out)
@@ -366,9 +371,9 @@ class _FlatLoss(eqx.Module):
 
 
 @eqx.filter_jit
-def _refine(flat0, data, key, *, flat_loss, method, k, rtol, atol, max_steps):
+def _refine(flat0, data, key, *, flat_loss, method, solve, k, rtol, atol, max_steps):
     grad = jax.grad(flat_loss)
-    if method == "dense":
+    if solve == "svd":
         linear_solver = lx.SVD()
     else:
         linear_solver = lx.Normal(lx.CG(rtol=1e-10, atol=1e-14, max_steps=10 * flat0.size))
