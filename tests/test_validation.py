@@ -196,10 +196,24 @@ def test_v12d_escape_from_rank1_saddle():
     model = eqx.tree_at(lambda m: m.weights, model, (w1, w2))
     pred = gf.theory.saxe_half_time(2.0, delta**2)
     np.testing.assert_allclose(pred, 0.25 * np.log(2 / 1e-8 - 1), rtol=1e-14)
+    # linear escape from the refined saddle (test_saddle.py derives λ = s2 = 2, |δ_u| = √2 δ)
+    target = 1e-2
+    saddle = gf.analysis.refine_saddle(model, data, target=target)
+    np.testing.assert_allclose(saddle.unstable_eigenvalue, 2.0, rtol=1e-12)
+    np.testing.assert_allclose(saddle.unstable_distance, np.sqrt(2) * delta, rtol=1e-10)
+    esc = saddle.predicted_escape
+    np.testing.assert_allclose(esc, 0.5 * np.log(target / (np.sqrt(2) * delta)), rtol=1e-12)
     sol = gf.flow(
-        model, data, t1=6.0, save=save_grid(6.0, window(pred, 1e-3), n=N_EXACT),
+        model, data, t1=6.0, save=save_grid(6.0, window([pred, esc], 1e-3), n=N_EXACT),
         metrics=MODES, **EXACT,
     )  # fmt: skip
+    # measured by the loss gap L* − L = 2u − u²/2 reaching ½λD² = D² (no trajectory saved);
+    # the exact time comes from the Saxe sigmoid of mode 2
+    measured, how = gf.analysis.measured_escape_time(sol, saddle, target)
+    assert how == "loss"
+    exact = gf.theory.saxe_time(2.0, delta**2, 2.0 - np.sqrt(4.0 - 2.0 * target**2))
+    np.testing.assert_allclose(measured, exact, rtol=1e-6)
+    assert abs(esc / measured - 1) <= 1e-4  # the linearisation error is O(D²)
     assert sol.status == "success"
     u = np.asarray(sol.metrics["modes"])
     np.testing.assert_allclose(crossing_up(sol.t, u[:, 1], 1.0), pred, rtol=1e-6, atol=0)

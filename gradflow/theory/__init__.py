@@ -32,5 +32,6 @@ from .saxe import saxe_loss as saxe_loss
 from .saxe import saxe_mode as saxe_mode
 from .saxe import saxe_time as saxe_time
 from .spectrum import power_law_spectrum as power_law_spectrum
+from .theorem4 import theorem4_exponent as theorem4_exponent
 from .type3 import quadratic_unit_escape_time as quadratic_unit_escape_time
 from .type3 import type3_blowup_time as type3_blowup_time
