@@ -46,6 +46,8 @@ class FlowSolution(eqx.Module):
       "max_steps", "diverged", "not_stopped", "failed").
     - `stats`: dict with at least `num_steps`, `num_rejected`, `num_grad_evals`.
     - `trajectory`: parameters at `t` if `save_params=True` was asked, else `None`.
+    - `crossings`: if `crossings=` was asked, the time of the first crossing of each level
+      (`nan` if not crossed before `t_final`), shape `(levels,)`; else `None`.
     """
 
     t: jax.Array
@@ -57,6 +59,7 @@ class FlowSolution(eqx.Module):
     status_code: jax.Array
     stats: dict
     trajectory: Any = None
+    crossings: Any = None
 
     @property
     def status(self):

@@ -13,6 +13,7 @@ import optimistix as optx
 
 from .._custom_types import PyTree
 from ..losses import mse
+from . import crossings as _crossings
 from . import progress as _progress
 from .field import AbstractField, GradientFlow
 from .options import (
@@ -95,6 +96,7 @@ def _solve(
     progress,
     save_params,
     dt0,
+    crossings=None,
 ):
     if atol is None:
         atol = default_atol(params, rtol)
@@ -104,8 +106,17 @@ def _solve(
     # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
     # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
     guarded = isinstance(controller, dfx.AbstractAdaptiveStepSizeController)
+    if crossings is not None and not guarded:
+        raise ValueError(
+            "crossings=... needs an adaptive step-size controller (the default); a fixed-step "
+            f"controller {type(controller).__name__} cannot record them."
+        )
     if guarded:
-        controller = _progress.GuardController(controller, loss_fn, progress, _diverged)
+        watch = None if crossings is None else _crossings.rate_fn(field, loss_fn, crossings.fn)
+        levels = () if crossings is None else crossings.levels
+        controller = _progress.GuardController(
+            controller, loss_fn, progress, _diverged, watch, levels
+        )
 
     term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
 
@@ -119,7 +130,9 @@ def _solve(
 
     counted = hasattr(solver, "work")  # solvers that count their own work in their state
     saveat = dfx.SaveAt(
-        subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)], solver_state=counted
+        subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)],
+        solver_state=counted,
+        controller_state=crossings is not None,
     )
     conds = {}
     if not guarded:
@@ -199,6 +212,15 @@ def _solve(
         per_step, at_start = evals_per_step(solver)
         evals = jnp.where(per_step >= 0, per_step * n_steps + at_start, -1)
         jvps, extra = jnp.zeros_like(evals), {}
+    crossed = None
+    if crossings is not None:
+        # the watch costs one field evaluation at t0 and one per accepted step (plus, for a
+        # user function, one JVP of it)
+        evals = jnp.where(evals >= 0, evals + n_acc + 1, evals)
+        times = sol.controller_state[4][-1]
+        # a crossing inside the step cut short by a stop or divergence, after t_final, is
+        # not a crossing of the solution
+        crossed = jnp.where(times <= t_final, times, jnp.nan)
     stats = {
         "num_steps": n_steps,
         "num_accepted": n_acc,
@@ -218,6 +240,7 @@ def _solve(
         status_code=code.astype(jnp.int32),
         stats=stats,
         trajectory=rec["params"] if save_params else None,
+        crossings=crossed,
     )
 
 
@@ -265,6 +288,7 @@ def solve_flow(
     save_params: bool = False,
     dt0: float | None = None,
     throw: bool = False,
+    crossings=None,
 ) -> FlowSolution:
     r"""Integrate the gradient flow $\dot\theta = -\nabla_\theta L(\theta)$ of any loss.
 
@@ -294,20 +318,29 @@ def solve_flow(
     - `dt0`: first step (default: chosen automatically).
     - `throw`: raise `RuntimeError` when the status is not `"success"`/`"stopped"` (default:
       never raise; failure is data, so `jax.vmap` over a sweep never loses members).
+    - `crossings`: loss levels (e.g. `[5.0, 1.0]`) or `gf.Crossings(levels, fn)` with
+      `fn(params) -> scalar`: the time of the first crossing of each level is located by
+      root finding and recorded in `sol.crossings` while the solve goes on (one extra
+      field evaluation per accepted step; the steps are unchanged).
 
     **Returns:**
 
     A [`gradflow.FlowSolution`][] with `t`, `loss`, `metrics`, `params`, `t_final`, `status`,
-    `stats`.
+    `stats` (and `crossings` if asked).
     """
     t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
     if stop_when is not None and not isinstance(stop_when, eqx.Module):
         stop_when = _ParamsOnly(stop_when)
+    crossings = _crossings.as_crossings(crossings)
+    if crossings is not None and crossings.fn is not None:
+        fn = crossings.fn
+        crossings = _crossings.Crossings(crossings.levels, fn if isinstance(fn, eqx.Module)
+                                         else _ParamsOnly(fn))  # fmt: skip
     return _run(
         loss_fn, params, args, t0=t0, t1=t1f, field=field, solver=solver, rtol=rtol,
         atol=atol, controller=controller, save=save, metrics=metrics or {},
         stop_when=stop_when, max_steps=max_steps, progress=progress, save_params=save_params,
-        dt0=dt0, throw=throw, label="flow",
+        dt0=dt0, throw=throw, label="flow", crossings=crossings,
     )  # fmt: skip
 
 
@@ -355,12 +388,15 @@ def flow(
     save_params: bool = False,
     dt0: float | None = None,
     throw: bool = False,
+    crossings=None,
 ) -> FlowSolution:
     """Exact gradient flow of `loss(model, data)` from `model`: a thin layer over `solve_flow`.
 
     The model's inexact arrays are the state (`eqx.partition(model, eqx.is_inexact_array)`);
     everything else is held fixed. `metrics` are `{name: fn(model, data)}`; `stop_when(model)`
-    returns a scalar whose first zero crossing ends the solve. Every other keyword is as in
+    returns a scalar whose first zero crossing ends the solve; `crossings` are loss levels
+    or `gf.Crossings(levels, fn)` with `fn(model) -> scalar`, whose first crossing times are
+    recorded (`sol.crossings`) without stopping. Every other keyword is as in
     [`gradflow.solve_flow`][]. The solution's `model` is the final model (and `trajectory`,
     if `save_params=True`, is a model whose arrays have a leading time axis).
 
@@ -374,6 +410,11 @@ def flow(
     """
     t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
     params, static = eqx.partition(model, eqx.is_inexact_array)
+    crossings = _crossings.as_crossings(crossings)
+    if crossings is not None and crossings.fn is not None:
+        crossings = _crossings.Crossings(
+            crossings.levels, _OnModel(crossings.fn, with_data=False)
+        )
     try:
         sol = _run(
             _OnModel(loss), params, (static, data), t0=t0, t1=t1f, field=field, solver=solver,
@@ -381,7 +422,7 @@ def flow(
             metrics={k: _OnModel(f) for k, f in (metrics or {}).items()},
             stop_when=None if stop_when is None else _OnModel(stop_when, with_data=False),
             max_steps=max_steps, progress=progress, save_params=save_params, dt0=dt0,
-            throw=throw, label="flow",
+            throw=throw, label="flow", crossings=crossings,
         )  # fmt: skip
     except (TypeError, ValueError) as e:
         # Only on failure: explain shape mismatches between model and data by name (a check
