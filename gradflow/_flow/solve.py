@@ -412,9 +412,7 @@ def flow(
     params, static = eqx.partition(model, eqx.is_inexact_array)
     crossings = _crossings.as_crossings(crossings)
     if crossings is not None and crossings.fn is not None:
-        crossings = _crossings.Crossings(
-            crossings.levels, _OnModel(crossings.fn, with_data=False)
-        )
+        crossings = _crossings.Crossings(crossings.levels, _OnModel(crossings.fn, with_data=False))
     try:
         sol = _run(
             _OnModel(loss), params, (static, data), t0=t0, t1=t1f, field=field, solver=solver,
