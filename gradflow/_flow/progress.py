@@ -107,10 +107,11 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
     3. Crossings (if `watch`): on every accepted step, the first crossing of each of `levels`
        by the watched scalar is located on a Hermite cubic (see `crossings.py`) and kept in
        the state; the steps are not changed.
-    4. The proposed next step end is kept in the state (`next_t1`), so that a solve resumed
-       from a checkpoint takes exactly the step the uninterrupted one would have taken.
+    4. The proposed next step end (and whether the step was accepted) is kept in the state,
+       so that a solve resumed from a checkpoint takes exactly the step the uninterrupted one
+       would have taken.
 
-    State: `(inner_state, countdown, steps, next_t1, crossing_record_or_None)`.
+    State: `(inner_state, countdown, steps, (next_t1, kept), crossing_record_or_None)`.
     """
 
     inner: dfx.AbstractAdaptiveStepSizeController
@@ -145,7 +146,7 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
         # first report after FIRST_REPORT steps: a solve shorter than that (milliseconds)
         # never pays for a callback; later ones come about every `interval` seconds
         countdown, steps = jnp.asarray(FIRST_REPORT, jnp.int64), jnp.asarray(0, jnp.int64)
-        return t, (state, countdown, steps, jnp.asarray(t), record)
+        return t, (state, countdown, steps, (jnp.asarray(t), jnp.asarray(True)), record)
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
         inner_state, countdown, steps, _, record = state
@@ -174,5 +175,5 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
                 return io_callback(_report, shape, t0, loss, steps)
 
             countdown = jax.lax.cond(countdown <= 0, fire, lambda _: countdown, None)
-        new_state = (new_inner, countdown, steps, jnp.asarray(next_t1), record)
+        new_state = (new_inner, countdown, steps, (jnp.asarray(next_t1), keep), record)
         return keep, next_t0, next_t1, jump, new_state, result
