@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +17,7 @@ import xarray as xr
 from .._flow.field import AbstractField, GradientFlow
 from .._flow.options import resolve_save, resolve_solver
 from .._flow.solve import _check_common
+from .._signals import terminate_as_exit
 from ..losses import mse
 from . import hosts as _hosts
 from .dataset import assemble
@@ -143,13 +141,16 @@ def sweep(
         st = ZarrStore(store_path, plan, variables, config, ts)
         if hosts.process_id == 0:
             st.create_or_open()
+            if hosts.num_processes == 1:
+                st.remove_partials()
         else:
             st.wait_ready(host_timeout)
     done = st.done_chunks()
     todo = [c for c in plan.chunks if hosts.mine(c.index) and c.index not in done]
     dyn = [eqx.partition(p, eqx.is_array)[0] for p in pairs]
     modes = set()
-    with _terminate_as_exit(), _Progress(len(plan.chunks), len(done), progress) as bar:
+    # SIGTERM unwinds like Ctrl-C; the store is safe either way (atomic files, `done` last)
+    with terminate_as_exit(), _Progress(len(plan.chunks), len(done), progress) as bar:
         for chunk in todo:
             group = plan.groups[chunk.group]
             runner = get_runner(spec, group.static, group.shapes, devices)
@@ -302,21 +303,3 @@ class _Progress:
         if self.bar is not None:
             self.bar.close()
         return False
-
-
-@contextlib.contextmanager
-def _terminate_as_exit():
-    """SIGTERM unwinds like Ctrl-C (SystemExit 143) so that `finally` blocks run; the store
-    itself is safe either way (atomic files, `done` written last)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
