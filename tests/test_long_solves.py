@@ -31,7 +31,9 @@ from test_validation import S, decoupled_3x3, v1_data
 import gradflow as gf
 from gradflow._flow import checkpoint as ckpt
 
-LEVELS = [6.9, 6.0, 4.5, 2.5, 1.0, 0.5, 0.1, 0.01]
+PLATEAUS = [7.0, 2.5, 0.5, 0.0]  # ½ Σ_{j>k} s_j² of V1
+# three of them are the drop levels (midpoints) of the plateaus
+LEVELS = [6.9, 6.0, 4.75, 2.5, 1.5, 0.25, 0.1, 0.01]
 # V1's problem at rtol 1e-10: 377 steps, so checkpoint_every=40 makes 10 segments
 KW = dict(t1=10.0, save=16, solver="tsit5", rtol=1e-10, atol=1e-14, progress=False)
 EVERY = 40
@@ -112,6 +114,16 @@ def test_crossings_match_dense_output_and_saxe_and_leave_the_record_alone():
     # within 5e-11.
     exact = _bisect(lambda t: gf.theory.saxe_loss(t, S, 1e-6), 0.0, KW["t1"], LEVELS)
     np.testing.assert_allclose(times, exact, rtol=2e-9, atol=0)
+
+    # 4. plateaus() takes its drop times from the recorded crossings of the drop levels
+    mids = gf.analysis.drop_levels(PLATEAUS)
+    assert set(mids.tolist()) <= set(LEVELS)
+    table = gf.analysis.plateaus(sol, levels=PLATEAUS)
+    exact_drops = _bisect(lambda t: gf.theory.saxe_loss(t, S, 1e-6), 0.0, KW["t1"], mids)
+    np.testing.assert_allclose(table.drop[:3], exact_drops, rtol=2e-9, atol=0)
+    # (from the 16 saves alone, linear interpolation is off by percents)
+    coarse = gf.analysis.plateaus(t=sol.t, loss=sol.loss, levels=PLATEAUS)
+    assert np.max(np.abs(coarse.drop[:3] / exact_drops - 1)) > 1e-3
 
 
 @pytest.mark.slow

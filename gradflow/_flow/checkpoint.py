@@ -248,4 +248,5 @@ def _assemble(solver, field, crossings, ts, carry, counts, filled, merged, last,
         stats=stats,
         trajectory=jax.tree.map(jnp.asarray, rec["params"]) if save_params else None,
         crossings=crossed,
+        crossing_levels=None if crossings is None else crossings.levels,
     )

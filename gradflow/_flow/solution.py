@@ -48,6 +48,7 @@ class FlowSolution(eqx.Module):
     - `trajectory`: parameters at `t` if `save_params=True` was asked, else `None`.
     - `crossings`: if `crossings=` was asked, the time of the first crossing of each level
       (`nan` if not crossed before `t_final`), shape `(levels,)`; else `None`.
+    - `crossing_levels`: the levels of `crossings` (a tuple), else `None`.
     """
 
     t: jax.Array
@@ -60,6 +61,7 @@ class FlowSolution(eqx.Module):
     stats: dict
     trajectory: Any = None
     crossings: Any = None
+    crossing_levels: tuple | None = eqx.field(static=True, default=None)
 
     @property
     def status(self):

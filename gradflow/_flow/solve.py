@@ -99,7 +99,7 @@ def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, 
             controller, loss_fn, progress, _diverged, watch, levels
         )
     term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
-    return term, controller, guarded
+    return term, controller, guarded, atol
 
 
 @eqx.filter_jit
@@ -112,7 +112,7 @@ def _init_carry(loss_fn, params, args, t0, t1, *, solver, **kw):
     """
     from diffrax._term import WrapTerm  # what diffeqsolve hands to the solver
 
-    term, controller, guarded = _setup(loss_fn, params, solver=solver, **kw)
+    term, controller, guarded, _ = _setup(loss_fn, params, solver=solver, **kw)
     if not guarded:
         raise ValueError("checkpoint=... needs an adaptive step-size controller (the default).")
     direction = jnp.where(t0 < t1, 1, -1)
@@ -163,7 +163,7 @@ def _solve(
     """One solve; with `resume` (a carry of `_init_carry` or of the previous segment, with
     `dt0` taking it to exactly its `tnext`) one segment of at most `max_steps` steps, and
     the carry for the next comes back beside the solution."""
-    term, controller, guarded = _setup(
+    term, controller, guarded, atol = _setup(
         loss_fn, params, field=field, solver=solver, rtol=rtol, atol=atol,
         controller=controller, progress=progress, crossings=crossings,
     )  # fmt: skip
@@ -282,6 +282,7 @@ def _solve(
         stats=stats,
         trajectory=rec["params"] if save_params else None,
         crossings=crossed,
+        crossing_levels=None if crossings is None else crossings.levels,
     )
     if resume is None:
         return out

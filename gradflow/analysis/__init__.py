@@ -11,6 +11,7 @@ from .complexity import unit_sizes as unit_sizes
 from .metrics import effective_rank as effective_rank
 from .metrics import mode_strengths as mode_strengths
 from .plateaus import PlateauTable as PlateauTable
+from .plateaus import drop_levels as drop_levels
 from .plateaus import first_crossing as first_crossing
 from .plateaus import plateaus as plateaus
 from .sharpness import hessian_top_eigenvalue as hessian_top_eigenvalue
