@@ -147,6 +147,18 @@ def test_crossings_of_a_user_function_under_vmap():
     np.testing.assert_allclose(times[:, 1], gf.theory.saxe_half_time(s, a0**2), rtol=1e-6)
 
 
+@pytest.mark.slow
+def test_crossings_stop_at_divergence():
+    """L = −θ⁴/4 from θ = 1 blows up at t = 1/2: L(t) = −1/(4(1 − 2t)²)."""
+    loss = lambda p, a: -0.25 * jnp.sum(p**4)
+    levels = [-1.0, -100.0, -1e250]  # crossed at t = 1/4 and 19/40; the last never
+    sol = gf.solve_flow(loss, jnp.ones(1), t1=1.0, solver="tsit5", rtol=1e-10, atol=1e-12,
+                        save=8, progress=False, crossings=levels)  # fmt: skip
+    assert sol.status == "diverged" and abs(float(sol.t_final) - 0.5) < 1e-3
+    np.testing.assert_allclose(sol.crossings[:2], [0.25, 0.475], rtol=1e-8)
+    assert np.isnan(sol.crossings[2])  # a non-finite step end is not a crossing
+
+
 def test_crossings_bad_input():
     data = v1_data()
     model = decoupled_3x3(data, 1e-3)
@@ -220,11 +232,9 @@ def test_checkpoint_refuses_another_solve(tmp_path):
     ckpt._save(path, {"format": ckpt.FORMAT, "config": {"rtol": 1.0}}, {})
     with pytest.raises(ckpt.CheckpointError, match=r"different solve \(changed: .*rtol"):
         gf.flow(model, data, checkpoint=path, **KW)
-    config = ckpt.config_of(
-        params=model, args=data, t0=0.0, t1=1.0, ts=[0.0], every=1, max_steps=1
-    )
+    config = ckpt.config_of(params=model, args=data, t0=0.0, t1=1.0, ts=[0.0], max_steps=1)
     other = ckpt.config_of(
-        params=problem(1e-2)[0], args=data, t0=0.0, t1=1.0, ts=[0.0], every=1, max_steps=1
+        params=problem(1e-2)[0], args=data, t0=0.0, t1=1.0, ts=[0.0], max_steps=1
     )
     assert config["params"] != other["params"] and config["args"] == other["args"]
     path.write_text("not a checkpoint")
@@ -292,7 +302,6 @@ def test_sigkill_mid_solve_then_resume_is_bitwise(tmp_path):
     assert kills == 2
     with np.load(path) as z:
         assert not json.loads(str(z["__meta__"]))["done"]
-    sol = gf.flow(
-        model, data, checkpoint=path, checkpoint_every=EVERY // 4, crossings=LEVELS, **KW
-    )
+    # resumed with another segment length (allowed: any segmentation gives the same steps)
+    sol = gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, crossings=LEVELS, **KW)
     assert_same(sol, plain)

@@ -13,9 +13,10 @@ result without solving. A checkpoint written by a different problem or configura
 refused, naming what changed.
 
 The fingerprint covers the initial parameters and the data (their bytes), times, save grid,
-tolerances, solver, field, controller, metrics, stop condition, crossings and
-`checkpoint_every`; functions are known by their name only (as in sweep stores), so keep
-the names of changed functions distinct.
+tolerances, solver, field, controller, metrics, stop condition and crossings; not
+`checkpoint_every` (any segmentation gives the same steps, so it may change). Functions
+are known by their name only (as in sweep stores), so keep the names of changed functions
+distinct.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _digest(tree) -> str:
     return h.hexdigest()[:16]
 
 
-def config_of(*, params, args, t0, t1, ts, every, max_steps, **options) -> dict:
+def config_of(*, params, args, t0, t1, ts, max_steps, **options) -> dict:
     """What identifies a checkpointed solve (JSON-able)."""
     return {
         "params": _digest(params),
@@ -76,7 +77,7 @@ def config_of(*, params, args, t0, t1, ts, every, max_steps, **options) -> dict:
         "t0": float(t0),
         "t1": float(t1),
         "save": _digest(np.asarray(ts)),
-        "checkpoint_every": int(every),
+        # (not checkpoint_every: any segmentation gives the same steps, so it may change)
         "max_steps": int(max_steps),
         **{k: _describe(v) for k, v in sorted(options.items())},
     }
@@ -190,8 +191,7 @@ def run(path, every, *, loss_fn, params, args, t0, t1, ts, max_steps, config, **
         )  # fmt: skip
         carry = jax.device_get(carry)
         raw = jax.device_get(raw)
-        seg_counts = np.asarray([int(c) for c in raw["counts"]], np.int64)
-        counts = counts + seg_counts
+        counts = counts + np.asarray([int(c) for c in raw["counts"]], np.int64)
         t_final = float(carry["t"])
         grid_ts = np.asarray(raw["grid_ts"])
         reached = np.isfinite(grid_ts) & (grid_ts <= t_final)
@@ -207,8 +207,9 @@ def run(path, every, *, loss_fn, params, args, t0, t1, ts, max_steps, config, **
         merged = jax.tree.map(put, merged, raw["grid"])
         filled = filled | new
         last = raw["last"]
-        code = seg_code = int(raw["status_code"])
-        done = not (seg_code == MAX_STEPS and counts[0] < max_steps)
+        code = int(raw["status_code"])
+        # a segment's step budget running out is not the solve's, unless it is the last
+        done = not (code == MAX_STEPS and counts[0] < max_steps)
         segments += 1
         meta = {
             "format": FORMAT, "config": config, "done": bool(done), "status_code": code,

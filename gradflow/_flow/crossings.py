@@ -140,7 +140,8 @@ def cubic_root(levels, g0, d0, g1, d1, h):
     """
     lv = jnp.asarray(levels)
     a0, a1 = g0 - lv, g1 - lv
-    crossed = (a0 > 0) != (a1 > 0)
+    # (a non-finite end, as in a diverging step, is no crossing)
+    crossed = ((a0 > 0) != (a1 > 0)) & jnp.isfinite(g1) & jnp.isfinite(d1)
     # p(s) = c0 + c1 s + c2 s² + c3 s³ on s ∈ [0, 1]; only c0 depends on the level
     c1 = h * d0
     c2 = 3 * (g1 - g0) - 2 * h * d0 - h * d1

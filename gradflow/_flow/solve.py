@@ -102,6 +102,10 @@ def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, 
     return term, controller, guarded, atol
 
 
+#: what a segment hands to the next one's `diffeqsolve` (besides t, y and dt0)
+_RESUMED = ("solver_state", "controller_state", "made_jump")
+
+
 @eqx.filter_jit
 def _init_carry(loss_fn, params, args, t0, t1, *, solver, **kw):
     """The state diffrax builds before its first step (for a solve run in segments).
@@ -219,15 +223,7 @@ def _solve(
         event=event,
         max_steps=max_steps,
         throw=False,
-        **(
-            {}
-            if resume is None
-            else {
-                "solver_state": resume["solver_state"],
-                "controller_state": resume["controller_state"],
-                "made_jump": resume["made_jump"],
-            }
-        ),
+        **({} if resume is None else {k: resume[k] for k in _RESUMED}),
     )
     grid_ts, final_ts = sol.ts
     grid, final = sol.ys
@@ -454,8 +450,7 @@ def _run(
     if checkpoint is not None:
         _check_checkpoint(checkpoint, checkpoint_every, params, args)
         config = _checkpoint.config_of(
-            params=params, args=args, t0=t0, t1=t1, ts=ts, every=checkpoint_every,
-            solver=solver, loss=loss_fn, **kw,
+            params=params, args=args, t0=t0, t1=t1, ts=ts, solver=solver, loss=loss_fn, **kw,
         )  # fmt: skip
     if show:
         _progress.open_line(label)
