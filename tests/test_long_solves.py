@@ -217,6 +217,12 @@ def test_interrupted_checkpointed_solve_resumes_bitwise(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt, "_save", save)
     sol = gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, crossings=LEVELS, **KW)
     assert_same(sol, plain)  # the step sequence, record and counts of the uninterrupted solve
+    # (and of an uninterrupted checkpointed solve)
+    whole = gf.flow(
+        model, data, checkpoint=tmp_path / "whole.ckpt", checkpoint_every=EVERY,
+        crossings=LEVELS, **KW,
+    )  # fmt: skip
+    assert_same(whole, plain)
 
     # a finished checkpoint gives its result without solving again
     monkeypatch.setattr("gradflow._flow.solve._solve", None)
