@@ -235,5 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE  # pragma: no cover
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The `gradflow` command: `main`, then exit with its code. Once the work is done,
+    SIGINT/SIGTERM are ignored: a signal during interpreter shutdown (which can take seconds
+    after jax) must not turn a finished command into a killed one (exit -2/-15, measured)."""
+    code = main(argv)
+    # SIG_IGN, not a Python handler: Python resets its own handlers to the default early in
+    # finalization, but leaves ignored signals ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -6,6 +6,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def write_chunk(self, index, values):
     time.sleep(120)  # the signal arrives here, after the first chunk is complete
 
 ZarrStore.write_chunk = write_chunk
-sys.exit(cli.main(["sweep", sys.argv[1], "--out", sys.argv[2]]))
+cli.console(["sweep", sys.argv[1], "--out", sys.argv[2]])  # what `gradflow sweep` runs
 """
 
 
@@ -212,3 +213,70 @@ def test_cli_sweep_signal_exits_cleanly_then_resumes_identically(tmp_path, sig):
     assert proc.returncode == 128 + sig  # 130 (Ctrl-C) / 143 (SIGTERM), as a shell reports
     assert err == _message(sig, out)  # one line, no traceback
     _check_store_and_resume(cfg, out, tmp_path / "ref")
+
+
+RANDOM_HARNESS = """
+import sys, time
+from gradflow import cli
+from gradflow._sweep.store import ZarrStore
+
+opened, original = ZarrStore.create_or_open, ZarrStore.write_chunk
+
+def create_or_open(self):
+    out = opened(self)
+    print("START", flush=True)
+    return out
+
+def write_chunk(self, index, values):
+    print("WRITING", index, flush=True)
+    time.sleep(0.2)  # stretch the sweep so that the signals spread over its chunks
+    original(self, index, values)
+
+ZarrStore.create_or_open, ZarrStore.write_chunk = create_or_open, write_chunk
+cli.console(["sweep", sys.argv[1], "--out", sys.argv[2]])
+"""
+
+
+@pytest.mark.slow
+def test_cli_sweep_signals_at_random_moments_then_resume_identically(tmp_path):
+    """SIGINT or SIGTERM at seeded random moments: the first run's after a random delay from
+    the store's opening (compiling or solving), the others' after a random delay from their
+    first chunk write (sleeping, writing, solving, shutting down). Every run ends with a
+    clean exit, and the store resumes to the same dataset."""
+    import random
+
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(CONFIG.replace("chunk_size = 2", "chunk_size = 1"))  # 4 chunks
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ref")]) == 0  # uninterrupted
+    out = tmp_path / "out"
+    rng = random.Random(0)
+    codes = []
+    for _ in range(4):
+        sig = rng.choice(SIGNALS)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RANDOM_HARNESS, str(cfg), str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        try:
+            wait_for = "START" if not codes else "WRITING"
+            while (line := proc.stdout.readline()) and not line.startswith(wait_for):
+                pass
+            time.sleep(rng.uniform(0.0, 1.0 if not codes else 0.8))
+            proc.send_signal(sig)  # (if the sweep is already done: during its shutdown)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        codes.append(proc.returncode)
+        if proc.returncode == 0:  # it had finished: a late signal is ignored
+            assert err == ""
+        else:
+            assert proc.returncode == 128 + sig
+            assert (
+                err.startswith(f"gradflow: interrupted by {sig.name}; ") and err.count("\n") == 1
+            )
+        xr.open_zarr(out / "store.zarr")  # consistent after every run
+    assert main(["sweep", str(cfg), "--out", str(out)]) == 0
+    xr.testing.assert_identical(
+        xr.open_dataset(out / "sweep.nc").load(), xr.open_dataset(tmp_path / "ref/sweep.nc").load()
+    )
