@@ -14,6 +14,7 @@ from . import losses as losses
 from . import models as models
 from . import theory as theory
 from ._flow import AbstractField as AbstractField
+from ._flow import Crossings as Crossings
 from ._flow import FlowSolution as FlowSolution
 from ._flow import GradientFlow as GradientFlow
 from ._flow import ModifiedFlow as ModifiedFlow

@@ -9,6 +9,7 @@ stderr and exit code 2, before any compute.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from importlib.resources import as_file as resources_as_file
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._config import ConfigError, RunConfig, dumps, load
+from ._signals import Terminated, terminate_as_exit
 
 EXIT_USAGE = 2
 
@@ -121,6 +123,9 @@ def _cmd_sweep(args) -> int:
         ds = job.run_sweep(cfg, store=store, **hosts)
     except StoreError as e:
         raise ConfigError(f"{e}") from None
+    except (KeyboardInterrupt, Terminated) as e:
+        raise _Interrupted(e, f"{_chunks_done(store)} kept in {store}; run the same command "
+                           "again to resume") from None  # fmt: skip
     if ds.attrs.get("num_pending", 0):
         print(f"process {args.process_id}: its chunks are in {store}; process 0 writes sweep.nc")
         return 0
@@ -232,20 +237,61 @@ def _cmd_run(args) -> int:
     return 0
 
 
+class _Interrupted(Exception):
+    """SIGINT/SIGTERM during a command, with what was kept."""
+
+    def __init__(self, cause: BaseException, kept: str):
+        self.code = 128 + signal.SIGINT if isinstance(cause, KeyboardInterrupt) else cause.code
+        self.kept = kept
+
+
+def _chunks_done(store: Path) -> str:
+    try:
+        import json
+
+        import zarr
+
+        size = json.loads((store / "gradflow_sweep.json").read_text())["chunk_size"]
+        done = np.asarray(zarr.open_group(store, mode="r")["done"][:]).reshape(-1, size)
+        return f"{int(done.all(axis=1).sum())} of {done.shape[0]} chunks"
+    except Exception:  # noqa: BLE001  (nothing written yet, or unreadable: say less)
+        return "the finished chunks are"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command == "sweep":
-            return _cmd_sweep(args)
-        if args.command == "plot":
-            return _cmd_plot(args)
+        # SIGTERM (e.g. a preempted SLURM job) unwinds like Ctrl-C: one line, exit 128 + 15
+        with terminate_as_exit():
+            if args.command == "run":
+                return _cmd_run(args)
+            if args.command == "sweep":
+                return _cmd_sweep(args)
+            if args.command == "plot":
+                return _cmd_plot(args)
     except ConfigError as e:
         print(f"gradflow: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except (KeyboardInterrupt, Terminated, _Interrupted) as e:
+        if not isinstance(e, _Interrupted):
+            e = _Interrupted(e, "the command did not finish (no file is left half-written)")
+        name = signal.Signals(e.code - 128).name if e.code > 128 else "a signal"
+        print(f"gradflow: interrupted by {name}; {e.kept}.", file=sys.stderr)
+        return e.code
     return EXIT_USAGE  # pragma: no cover
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The `gradflow` command: `main`, then exit with its code. Once the work is done,
+    SIGINT/SIGTERM are ignored: a signal during interpreter shutdown (which can take seconds
+    after jax) must not turn a finished command into a killed one (exit -2/-15, measured)."""
+    code = main(argv)
+    # SIG_IGN, not a Python handler: Python resets its own handlers to the default early in
+    # finalization, but leaves ignored signals ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

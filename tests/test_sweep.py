@@ -78,6 +78,21 @@ def test_sweep_equals_loop_of_flows():
     assert np.all(np.diff(esc) < 0) and np.all(ds.plateau_count.values >= 2)
 
 
+@pytest.mark.slow
+def test_sweep_records_crossing_times_per_member():
+    grid = gf.Grid(init_scale=[1e-6, 1e-3], seed=[0])
+    levels = [6.0, 2.0, 0.3]  # between the plateaus 7 → 2.5 → 0.5 → 0
+    kw = dict(t1=T1, save=SAVE, solver="tsit5", progress=False)
+    ds = gf.sweep(build, grid, crossings=levels, chunk_size=2, **kw)
+    assert ds.crossing_time.dims == ("init_scale", "seed", "level")
+    np.testing.assert_array_equal(ds.level.values, levels)
+    for p in grid.points():
+        sol = gf.flow(*build(**p), crossings=levels, **kw)  # the same solve, unbatched
+        np.testing.assert_allclose(ds.crossing_time.sel(p).values, sol.crossings, rtol=1e-10)
+    t = ds.crossing_time.sel(seed=0).values
+    assert np.all(np.diff(t, axis=1) > 0) and np.all(t[0] > t[1])  # smaller init: later
+
+
 def test_width_axis_compiles_once_per_group():
     grid = gf.Grid(width=[2, 3], init_scale=[1e-6, 1e-3, 1e-1])
     before = grun.TRACES[0]

@@ -1,7 +1,12 @@
-"""`gradflow sweep` / `gradflow plot` and the sweep examples, at tiny size."""
+"""`gradflow sweep` / `gradflow plot` and the sweep examples, at tiny size; SIGINT/SIGTERM."""
 
 import importlib.util
+import os
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -103,3 +108,175 @@ def test_example_jacot_gamma(tmp_path):
     above = esc.sel(gamma=2.0).values
     assert above[1] > above[0]  # γ > 1: the plateau grows with the width
     np.testing.assert_allclose(above, pred[:, 1], rtol=0.25)
+
+
+# --------------------------------------------------------------------------------------------
+# interruptions: SIGINT / SIGTERM exit cleanly, SIGKILL at random moments; all resume exactly
+
+HARNESS = """
+import sys, time
+from gradflow import cli
+from gradflow._sweep.store import ZarrStore
+
+original = ZarrStore.write_chunk
+
+def write_chunk(self, index, values):
+    original(self, index, values)
+    print("WROTE", index, flush=True)
+    time.sleep(120)  # the signal arrives here, after the first chunk is complete
+
+ZarrStore.write_chunk = write_chunk
+cli.console(["sweep", sys.argv[1], "--out", sys.argv[2]])  # what `gradflow sweep` runs
+"""
+
+
+def child_env():
+    """The child reuses this session's XLA cache (the parent compiled the same solve)."""
+    import jax
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    cache = jax.config.jax_compilation_cache_dir
+    if cache:
+        env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")  # fmt: skip
+    return env
+
+
+def _message(sig, out):
+    return (
+        f"gradflow: interrupted by {signal.Signals(sig).name}; 1 of 2 chunks kept in "
+        f"{out / 'store.zarr'}; run the same command again to resume.\n"
+    )
+
+
+def _check_store_and_resume(cfg, out, ref):
+    # the store is consistent: exactly the first chunk is done, no temporary file is left
+    store = xr.open_zarr(out / "store.zarr")
+    assert store.done.values.tolist() == [1, 1, 0, 0]
+    assert not list((out / "store.zarr").rglob("*.partial")) and not (out / "sweep.nc").exists()
+    # re-running the same command resumes to the dataset of the uninterrupted run
+    assert main(["sweep", str(cfg), "--out", str(out)]) == 0
+    xr.testing.assert_identical(
+        xr.open_dataset(out / "sweep.nc").load(), xr.open_dataset(ref / "sweep.nc").load()
+    )
+
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_cli_sweep_signal_in_process_exits_cleanly_then_resumes(tmp_path, monkeypatch, capsys,
+                                                                sig):  # fmt: skip
+    """The signal is raised in this process right after the first chunk is stored."""
+    from gradflow._sweep.store import ZarrStore
+
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(CONFIG)
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ref")]) == 0  # uninterrupted
+    capsys.readouterr()
+    original = ZarrStore.write_chunk
+
+    def write_chunk(self, index, values):
+        original(self, index, values)
+        signal.raise_signal(sig)  # Python runs the handler at the next bytecode
+        raise AssertionError("the signal handler did not interrupt the sweep")
+
+    monkeypatch.setattr(ZarrStore, "write_chunk", write_chunk)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out)]) == 128 + sig  # 130 / 143
+    assert capsys.readouterr().err == _message(sig, out)  # one line, no traceback
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler was removed
+    _check_store_and_resume(cfg, out, tmp_path / "ref")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_cli_sweep_signal_exits_cleanly_then_resumes_identically(tmp_path, sig):
+    """A real `gradflow sweep` process gets the signal while it waits after chunk 0."""
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(CONFIG)
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ref")]) == 0  # uninterrupted
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HARNESS, str(cfg), str(out)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=child_env(),
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("WROTE 0"), line
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig  # 130 (Ctrl-C) / 143 (SIGTERM), as a shell reports
+    assert err == _message(sig, out)  # one line, no traceback
+    _check_store_and_resume(cfg, out, tmp_path / "ref")
+
+
+RANDOM_HARNESS = """
+import sys, time
+from gradflow import cli
+from gradflow._sweep.store import ZarrStore
+
+opened, original = ZarrStore.create_or_open, ZarrStore.write_chunk
+
+def create_or_open(self):
+    out = opened(self)
+    print("START", flush=True)
+    return out
+
+def write_chunk(self, index, values):
+    print("WRITING", index, flush=True)
+    time.sleep(0.2)  # stretch the sweep so that the signals spread over its chunks
+    original(self, index, values)
+
+ZarrStore.create_or_open, ZarrStore.write_chunk = create_or_open, write_chunk
+cli.console(["sweep", sys.argv[1], "--out", sys.argv[2]])
+"""
+
+
+@pytest.mark.slow
+def test_cli_sweep_signals_at_random_moments_then_resume_identically(tmp_path):
+    """SIGINT or SIGTERM at seeded random moments: the first run's after a random delay from
+    the store's opening (compiling or solving), the others' after a random delay from their
+    first chunk write (sleeping, writing, solving, shutting down). Every run ends with a
+    clean exit, and the store resumes to the same dataset."""
+    import random
+
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(CONFIG.replace("chunk_size = 2", "chunk_size = 1"))  # 4 chunks
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ref")]) == 0  # uninterrupted
+    out = tmp_path / "out"
+    rng = random.Random(0)
+    codes = []
+    for _ in range(4):
+        sig = rng.choice(SIGNALS)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RANDOM_HARNESS, str(cfg), str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        try:
+            wait_for = "START" if not codes else "WRITING"
+            while (line := proc.stdout.readline()) and not line.startswith(wait_for):
+                pass
+            time.sleep(rng.uniform(0.0, 1.0 if not codes else 0.8))
+            proc.send_signal(sig)  # (if the sweep is already done: during its shutdown)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        codes.append(proc.returncode)
+        if proc.returncode == 0:  # it had finished: a late signal is ignored
+            assert err == ""
+        else:
+            assert proc.returncode == 128 + sig
+            assert (
+                err.startswith(f"gradflow: interrupted by {sig.name}; ") and err.count("\n") == 1
+            )
+        xr.open_zarr(out / "store.zarr")  # consistent after every run
+    assert main(["sweep", str(cfg), "--out", str(out)]) == 0
+    xr.testing.assert_identical(
+        xr.open_dataset(out / "sweep.nc").load(), xr.open_dataset(tmp_path / "ref/sweep.nc").load()
+    )

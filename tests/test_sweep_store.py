@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import xarray as xr
@@ -119,3 +120,72 @@ def test_sigkill_then_resume_is_identical(tmp_path, reference):
     assert int(xr.open_zarr(path).done.sum()) == 4
     ds = gf.sweep(build, GRID, store=path, **KW)
     xr.testing.assert_equal(ds, reference)
+
+
+RANDOM_CHILD = """
+import sys, time
+import numpy as np
+import gradflow as gf
+from gradflow._sweep.store import ZarrStore
+
+{build}
+
+opened, original = ZarrStore.create_or_open, ZarrStore.write_chunk
+
+def create_or_open(self):
+    out = opened(self)
+    print("START", flush=True)
+    return out
+
+def write_chunk(self, index, values):
+    print("WRITING", index, flush=True)
+    time.sleep(0.2)  # stretch the sweep so that the kills spread over its chunks
+    original(self, index, values)
+
+ZarrStore.create_or_open, ZarrStore.write_chunk = create_or_open, write_chunk
+grid = gf.Grid(init_scale=np.geomspace(1e-8, 1e-2, 5), seed=[0, 1])
+gf.sweep(build, grid, t1={t1}, save={save}, metrics={{"rank": gf.analysis.effective_rank}},
+         chunk_size=4, progress=False, store=sys.argv[1])
+print("DONE", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_is_identical(tmp_path, reference):
+    """Three SIGKILLs at seeded random moments: the first after a random delay from the
+    store's opening (compiling or solving), the next two after a random delay from the
+    first chunk write of that run (sleeping, writing data, writing `done`, solving)."""
+    import random
+
+    import jax
+
+    path = tmp_path / "killed.zarr"
+    script = RANDOM_CHILD.format(build=textwrap.dedent(inspect.getsource(build)), t1=T1, save=SAVE)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    if jax.config.jax_compilation_cache_dir:  # reuse the parent's compilations
+        env.update(JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")  # fmt: skip
+    rng = random.Random(0)
+    done_counts = []
+    for k in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True,
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_for = "START" if k == 0 else "WRITING"
+            while not (line := proc.stdout.readline()).startswith(wait_for):
+                assert line, "the child ended before it was killed"
+            time.sleep(rng.uniform(0.0, 1.0 if k == 0 else 0.45))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == -signal.SIGKILL  # killed, not finished
+        done_counts.append(int(xr.open_zarr(path).done.sum()))  # readable after every kill
+    assert done_counts == sorted(done_counts)  # finished chunks are never lost
+    ds = gf.sweep(build, GRID, store=path, **KW)
+    xr.testing.assert_equal(ds, reference)
+    assert not list(path.rglob("*.partial"))  # stale temporaries of killed writers removed

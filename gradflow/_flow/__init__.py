@@ -1,3 +1,4 @@
+from .crossings import Crossings as Crossings
 from .field import AbstractField as AbstractField
 from .field import GradientFlow as GradientFlow
 from .field import ModifiedFlow as ModifiedFlow

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
+from . import crossings as _crossings
+
 
 class _Line:
     """The single live line on stderr; one active at a time (module global, no retracing)."""
@@ -102,6 +104,14 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
        advance (without this a finite-time blow-up spins until `max_steps`). Either ends the
        solve with `RESULTS.dt_min_reached`, which gradflow reports as `"diverged"`.
     2. Progress (if `report`): every few steps `(t, loss, steps)` goes to the live line.
+    3. Crossings (if `watch`): on every accepted step, the first crossing of each of `levels`
+       by the watched scalar is located on a Hermite cubic (see `crossings.py`) and kept in
+       the state; the steps are not changed.
+    4. The proposed next step end (and whether the step was accepted) is kept in the state,
+       so that a solve resumed from a checkpoint takes exactly the step the uninterrupted one
+       would have taken.
+
+    State: `(inner_state, countdown, steps, (next_t1, kept), crossing_record_or_None)`.
     """
 
     inner: dfx.AbstractAdaptiveStepSizeController
@@ -111,12 +121,16 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
     rtol: float
     atol: float
     norm: Callable = eqx.field(static=True)
+    watch: Callable | None = eqx.field(static=True)
+    levels: tuple = eqx.field(static=True)
 
-    def __init__(self, inner, loss_fn, report: bool, diverged: Callable):
+    def __init__(self, inner, loss_fn, report: bool, diverged: Callable, watch=None, levels=()):
         self.inner = inner
         self.loss_fn = loss_fn
         self.report = report
         self.diverged = diverged
+        self.watch = watch
+        self.levels = tuple(levels)
         self.rtol = inner.rtol
         self.atol = inner.atol
         self.norm = inner.norm
@@ -126,16 +140,27 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
 
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         t, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        record = None
+        if self.watch is not None:
+            record = _crossings.init_record(self.levels, *self.watch(t0, y0, args))
         # first report after FIRST_REPORT steps: a solve shorter than that (milliseconds)
         # never pays for a callback; later ones come about every `interval` seconds
-        return t, (state, jnp.asarray(FIRST_REPORT, jnp.int64), jnp.asarray(0, jnp.int64))
+        countdown, steps = jnp.asarray(FIRST_REPORT, jnp.int64), jnp.asarray(0, jnp.int64)
+        return t, (state, countdown, steps, (jnp.asarray(t), jnp.asarray(True)), record)
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
-        inner_state, countdown, steps = state
+        inner_state, countdown, steps, _, record = state
         out = self.inner.adapt_step_size(
             t0, t1, y0, y1_candidate, args, y_error, error_order, inner_state
         )
         keep, next_t0, next_t1, jump, new_inner, result = out
+        if self.watch is not None:
+
+            def accepted(rec):
+                g1, d1 = self.watch(t1, y1_candidate, args)
+                return _crossings.update_record(self.levels, rec, t0, t1, g1, d1)
+
+            record = jax.lax.cond(keep, accepted, lambda rec: rec, record)
         tiny = STALL_ULPS * jnp.finfo(jnp.result_type(next_t0)).eps * jnp.abs(next_t0)
         stalled = (next_t1 - next_t0) < tiny
         blown = keep & self.diverged(y1_candidate)
@@ -150,4 +175,5 @@ class GuardController(dfx.AbstractAdaptiveStepSizeController):
                 return io_callback(_report, shape, t0, loss, steps)
 
             countdown = jax.lax.cond(countdown <= 0, fire, lambda _: countdown, None)
-        return keep, next_t0, next_t1, jump, (new_inner, countdown, steps), result
+        new_state = (new_inner, countdown, steps, (jnp.asarray(next_t1), keep), record)
+        return keep, next_t0, next_t1, jump, new_state, result

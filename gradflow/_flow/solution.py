@@ -46,6 +46,9 @@ class FlowSolution(eqx.Module):
       "max_steps", "diverged", "not_stopped", "failed").
     - `stats`: dict with at least `num_steps`, `num_rejected`, `num_grad_evals`.
     - `trajectory`: parameters at `t` if `save_params=True` was asked, else `None`.
+    - `crossings`: if `crossings=` was asked, the time of the first crossing of each level
+      (`nan` if not crossed before `t_final`), shape `(levels,)`; else `None`.
+    - `crossing_levels`: the levels of `crossings` (a tuple), else `None`.
     """
 
     t: jax.Array
@@ -57,6 +60,8 @@ class FlowSolution(eqx.Module):
     status_code: jax.Array
     stats: dict
     trajectory: Any = None
+    crossings: Any = None
+    crossing_levels: tuple | None = eqx.field(static=True, default=None)
 
     @property
     def status(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import diffrax as dfx
@@ -14,6 +15,8 @@ import optimistix as optx
 from .._custom_types import PyTree
 from .._misc import require_x64
 from ..losses import mse
+from . import checkpoint as _checkpoint
+from . import crossings as _crossings
 from . import progress as _progress
 from .field import AbstractField, GradientFlow
 from .options import (
@@ -75,6 +78,69 @@ def _diverged(params) -> jax.Array:
     return ~jnp.isfinite(sq) | (sq > DIVERGENCE_NORM2)
 
 
+def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, crossings):
+    """The vector-field term and the (guarded) step-size controller of a solve."""
+    if atol is None:
+        atol = default_atol(params, rtol)
+    if controller is None:
+        controller = default_controller(solver, rtol, atol)
+    # The guard checks every accepted step for divergence (and step-size collapse) at the
+    # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
+    # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
+    guarded = isinstance(controller, dfx.AbstractAdaptiveStepSizeController)
+    if crossings is not None and not guarded:
+        raise ValueError(
+            "crossings=... needs an adaptive step-size controller (the default); a fixed-step "
+            f"controller {type(controller).__name__} cannot record them."
+        )
+    if guarded:
+        watch = None if crossings is None else _crossings.rate_fn(field, loss_fn, crossings.fn)
+        levels = () if crossings is None else crossings.levels
+        controller = _progress.GuardController(
+            controller, loss_fn, progress, _diverged, watch, levels
+        )
+    term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
+    return term, controller, guarded, atol
+
+
+#: what a segment hands to the next one's `diffeqsolve` (besides t, y and dt0)
+_RESUMED = ("solver_state", "controller_state", "made_jump")
+
+
+@eqx.filter_jit
+def _init_carry(loss_fn, params, args, t0, t1, *, solver, **kw):
+    """The state diffrax builds before its first step (for a solve run in segments).
+
+    Mirrors `diffeqsolve`'s own initialisation (controller first: it chooses the first
+    step; then the solver at [t0, tnext]) on the same wrapped term, so that segment 0
+    starts bitwise where an uninterrupted solve starts.
+    """
+    from diffrax._term import WrapTerm  # what diffeqsolve hands to the solver
+
+    term, controller, guarded, _ = _setup(loss_fn, params, solver=solver, **kw)
+    if not guarded:
+        raise ValueError("checkpoint=... needs an adaptive step-size controller (the default).")
+    direction = jnp.where(t0 < t1, 1, -1)
+    terms = WrapTerm(term, direction)
+    controller = controller.wrap(direction)
+    tnext, c_state = controller.init(
+        terms, t0, t1, params, None, args, solver.func, solver.error_order(terms)
+    )
+    tnext = jnp.minimum(tnext, t1)
+    s_state = solver.init(terms, t0, tnext, params, args)
+    # arrays throughout (diffrax's initial states hold Python bools): one trace for all
+    # segments
+    as_array = lambda x: jnp.asarray(x)
+    return {
+        "t": jnp.asarray(t0, float),
+        "y": params,
+        "solver_state": jax.tree.map(as_array, s_state),
+        "controller_state": jax.tree.map(as_array, c_state),
+        "made_jump": jnp.asarray(False),
+        "tnext": jnp.asarray(tnext, float),
+    }
+
+
 @eqx.filter_jit
 def _solve(
     loss_fn,
@@ -96,19 +162,21 @@ def _solve(
     progress,
     save_params,
     dt0,
+    crossings=None,
+    resume=None,
 ):
-    if atol is None:
-        atol = default_atol(params, rtol)
-    if controller is None:
-        controller = default_controller(solver, rtol, atol)
-    # The guard checks every accepted step for divergence (and step-size collapse) at the
-    # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
-    # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
-    guarded = isinstance(controller, dfx.AbstractAdaptiveStepSizeController)
-    if guarded:
-        controller = _progress.GuardController(controller, loss_fn, progress, _diverged)
-
-    term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
+    """One solve; with `resume` (a carry of `_init_carry` or of the previous segment, with
+    `dt0` taking it to exactly its `tnext`) one segment of at most `max_steps` steps, and
+    the carry for the next comes back beside the solution."""
+    term, controller, guarded, atol = _setup(
+        loss_fn, params, field=field, solver=solver, rtol=rtol, atol=atol,
+        controller=controller, progress=progress, crossings=crossings,
+    )  # fmt: skip
+    if resume is not None:
+        t0, params = resume["t"], resume["y"]
+        # save times already behind us were saved by an earlier segment; diffrax wants all
+        # of them in [t0, t1] (the values it saves there are dropped when merging)
+        ts = jnp.maximum(ts, t0)
 
     def summary(t, y, a):
         # summaries are stored as floats so that unreached saves can hold nan
@@ -120,7 +188,10 @@ def _solve(
 
     counted = hasattr(solver, "work")  # solvers that count their own work in their state
     saveat = dfx.SaveAt(
-        subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)], solver_state=counted
+        subs=[dfx.SubSaveAt(ts=ts, fn=summary), dfx.SubSaveAt(t1=True)],
+        solver_state=counted or resume is not None,
+        controller_state=crossings is not None or resume is not None,
+        made_jump=resume is not None,
     )
     conds = {}
     if not guarded:
@@ -153,6 +224,7 @@ def _solve(
         event=event,
         max_steps=max_steps,
         throw=False,
+        **({} if resume is None else {k: resume[k] for k in _RESUMED}),
     )
     grid_ts, final_ts = sol.ts
     grid, final = sol.ys
@@ -185,31 +257,18 @@ def _solve(
         return jnp.concatenate([jnp.where(mask, x, jnp.nan), x_final[None]])
 
     rec = jax.tree.map(record, grid, last)
-    n_steps = sol.stats["num_steps"]
-    n_acc = sol.stats["num_accepted_steps"]
-    n_rej = sol.stats["num_rejected_steps"]
-    if counted:
-        # The solver counts accepted steps only (diffrax drops the state of a rejected step);
-        # rejected steps are charged at the mean cost of an accepted one: an estimate.
-        work = solver.work(sol.solver_state)
-        per_acc = lambda n: n + jnp.round(n * n_rej / jnp.maximum(n_acc, 1)).astype(n.dtype)
-        evals = per_acc(work["num_vf"].astype(jnp.int64))
-        jvps = per_acc(work["num_jvp"].astype(jnp.int64))
-        extra = {k: v for k, v in work.items() if k not in ("num_vf", "num_jvp")}
-    else:
-        per_step, at_start = evals_per_step(solver)
-        evals = jnp.where(per_step >= 0, per_step * n_steps + at_start, -1)
-        jvps, extra = jnp.zeros_like(evals), {}
-    stats = {
-        "num_steps": n_steps,
-        "num_accepted": n_acc,
-        "num_rejected": n_rej,
-        "num_grad_evals": evals * field.grads_per_call,
-        # JVPs of the field (power iterations) are Hessian-vector products of the loss
-        "num_hvp_evals": evals * field.hvps_per_call + jvps,
-        **extra,
-    }
-    return FlowSolution(
+    counts = (
+        sol.stats["num_steps"], sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]
+    )  # fmt: skip
+    work = solver.work(sol.solver_state) if counted else None
+    stats = _work_stats(solver, field, *counts, work, watched=crossings is not None)
+    crossed = None
+    if crossings is not None:
+        times = sol.controller_state[4][-1]
+        # a crossing inside the step cut short by a stop or divergence, after t_final, is
+        # not a crossing of the solution
+        crossed = jnp.where(times <= t_final, times, jnp.nan)
+    out = FlowSolution(
         t=record(grid_ts, t_final),
         loss=rec["loss"],
         metrics=rec["metrics"],
@@ -219,7 +278,57 @@ def _solve(
         status_code=code.astype(jnp.int32),
         stats=stats,
         trajectory=rec["params"] if save_params else None,
+        crossings=crossed,
+        crossing_levels=None if crossings is None else crossings.levels,
     )
+    if resume is None:
+        return out
+    # the next segment starts at the last accepted state and takes the step this one would
+    # have taken next (kept by the guard, before diffrax clips it to t1)
+    (next_t1, kept), t1_ = sol.controller_state[3], jnp.asarray(t1, float)
+    floor = t1_
+    for _ in range(100):  # diffrax rounds a step end within 100 ulps of t1 to t1
+        floor = jnp.nextafter(floor, -jnp.inf)
+    prev = t_final
+    next_t1 = jnp.where(next_t1 > floor, jnp.where(kept, t1_, prev + 0.5 * (t1_ - prev)), next_t1)
+    carry = {
+        "t": t_final,
+        "y": final,
+        "solver_state": sol.solver_state,
+        "controller_state": sol.controller_state,
+        "made_jump": jnp.asarray(sol.made_jump),
+        "tnext": jnp.minimum(next_t1, t1_),
+    }
+    raw = {"counts": counts, "grid_ts": grid_ts, "grid": grid, "last": last, "status_code": code}
+    return out, carry, raw
+
+
+def _work_stats(solver, field, n_steps, n_acc, n_rej, work, *, watched):
+    """`sol.stats`: steps, and gradient/HVP evaluations in the units of one GD step."""
+    if work is not None:
+        # The solver counts accepted steps only (diffrax drops the state of a rejected step);
+        # rejected steps are charged at the mean cost of an accepted one: an estimate.
+        per_acc = lambda n: n + jnp.round(n * n_rej / jnp.maximum(n_acc, 1)).astype(n.dtype)
+        evals = per_acc(jnp.asarray(work["num_vf"]).astype(jnp.int64))
+        jvps = per_acc(jnp.asarray(work["num_jvp"]).astype(jnp.int64))
+        extra = {k: v for k, v in work.items() if k not in ("num_vf", "num_jvp")}
+    else:
+        per_step, at_start = evals_per_step(solver)
+        evals = jnp.where(per_step >= 0, per_step * n_steps + at_start, -1)
+        jvps, extra = jnp.zeros_like(evals), {}
+    if watched:
+        # crossings cost one field evaluation at t0 and one per accepted step (plus, for a
+        # user function, one JVP of it)
+        evals = jnp.where(evals >= 0, evals + n_acc + 1, evals)
+    return {
+        "num_steps": n_steps,
+        "num_accepted": n_acc,
+        "num_rejected": n_rej,
+        "num_grad_evals": evals * field.grads_per_call,
+        # JVPs of the field (power iterations) are Hessian-vector products of the loss
+        "num_hvp_evals": evals * field.hvps_per_call + jvps,
+        **extra,
+    }
 
 
 def _check_common(t1, rtol, atol, max_steps, stop_when, field, where="gf.flow"):
@@ -267,6 +376,9 @@ def solve_flow(
     save_params: bool = False,
     dt0: float | None = None,
     throw: bool = False,
+    crossings=None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10_000,
 ) -> FlowSolution:
     r"""Integrate the gradient flow $\dot\theta = -\nabla_\theta L(\theta)$ of any loss.
 
@@ -296,34 +408,67 @@ def solve_flow(
     - `dt0`: first step (default: chosen automatically).
     - `throw`: raise `RuntimeError` when the status is not `"success"`/`"stopped"` (default:
       never raise; failure is data, so `jax.vmap` over a sweep never loses members).
+    - `crossings`: loss levels (e.g. `[5.0, 1.0]`) or `gf.Crossings(levels, fn)` with
+      `fn(params) -> scalar`: the time of the first crossing of each level is located by
+      root finding and recorded in `sol.crossings` while the solve goes on (one extra
+      field evaluation per accepted step; the steps are unchanged).
+    - `checkpoint`: a file path. The solve runs in segments of `checkpoint_every` steps and
+      writes its state (time, parameters, solver and controller state, record so far,
+      counts) there atomically after each; running the same call again resumes from it and
+      gives the same result as an uninterrupted solve (a finished checkpoint returns its
+      result at once; one from a different problem or configuration is refused).
+    - `checkpoint_every`: steps per segment (one checkpoint write each; default 10,000).
 
     **Returns:**
 
     A [`gradflow.FlowSolution`][] with `t`, `loss`, `metrics`, `params`, `t_final`, `status`,
-    `stats`.
+    `stats` (and `crossings` if asked).
     """
     t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field, where="gf.solve_flow")
     if stop_when is not None and not isinstance(stop_when, eqx.Module):
         stop_when = _ParamsOnly(stop_when)
+    crossings = _crossings.as_crossings(crossings)
+    if crossings is not None and crossings.fn is not None:
+        fn = crossings.fn
+        crossings = _crossings.Crossings(crossings.levels, fn if isinstance(fn, eqx.Module)
+                                         else _ParamsOnly(fn))  # fmt: skip
     return _run(
         loss_fn, params, args, t0=t0, t1=t1f, field=field, solver=solver, rtol=rtol,
         atol=atol, controller=controller, save=save, metrics=metrics or {},
         stop_when=stop_when, max_steps=max_steps, progress=progress, save_params=save_params,
-        dt0=dt0, throw=throw, label="flow",
+        dt0=dt0, throw=throw, label="flow", crossings=crossings, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
     )  # fmt: skip
 
 
-def _run(loss_fn, params, args, *, t0, t1, save, progress, throw, label, solver, **kw):
+def _run(
+    loss_fn, params, args, *, t0, t1, save, progress, throw, label, solver, checkpoint=None,
+    checkpoint_every=10_000, **kw,
+):  # fmt: skip
     infinite = math.isinf(t1)
     ts = resolve_save(save, t0, t1)
     show = _progress.use_progress(progress, params, args)
+    solver = resolve_solver(solver)
+    if checkpoint is not None:
+        _check_checkpoint(checkpoint, checkpoint_every, params, args)
+        config = _checkpoint.config_of(
+            params=params, args=args, t0=t0, t1=t1, ts=ts, solver=solver, loss=loss_fn, **kw,
+        )  # fmt: skip
     if show:
         _progress.open_line(label)
     try:
-        sol = _solve(
-            loss_fn, params, args, jnp.asarray(t0, float), jnp.asarray(T_INF if infinite else t1),
-            jnp.asarray(ts), infinite=infinite, solver=resolve_solver(solver), progress=show, **kw,
-        )  # fmt: skip
+        if checkpoint is None:
+            sol = _solve(
+                loss_fn, params, args, jnp.asarray(t0, float),
+                jnp.asarray(T_INF if infinite else t1), jnp.asarray(ts), infinite=infinite,
+                solver=solver, progress=show, **kw,
+            )  # fmt: skip
+        else:
+            sol = _checkpoint.run(
+                checkpoint, checkpoint_every, loss_fn=loss_fn, params=params, args=args,
+                t0=t0, t1=T_INF if infinite else t1, ts=ts, config=config, infinite=infinite,
+                solver=solver, progress=show, **kw,
+            )  # fmt: skip
     finally:
         if show:
             _progress.close_line()
@@ -335,6 +480,18 @@ def _run(loss_fn, params, args, *, t0, t1, save, progress, throw, label, solver,
                 f"{STATUS_HELP[sol.status]}."
             )
     return sol
+
+
+def _check_checkpoint(checkpoint, every, params, args):
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of steps, got {every!r}.")
+    if not isinstance(checkpoint, str | os.PathLike):
+        raise TypeError(f"checkpoint must be a file path, got {type(checkpoint).__name__}.")
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params, args))):
+        raise ValueError(
+            "checkpoint=... works on concrete inputs only (not under jax.jit/vmap); use "
+            "gf.sweep(store=...) to resume batched solves."
+        )
 
 
 def flow(
@@ -357,12 +514,18 @@ def flow(
     save_params: bool = False,
     dt0: float | None = None,
     throw: bool = False,
+    crossings=None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10_000,
 ) -> FlowSolution:
     """Exact gradient flow of `loss(model, data)` from `model`: a thin layer over `solve_flow`.
 
     The model's inexact arrays are the state (`eqx.partition(model, eqx.is_inexact_array)`);
     everything else is held fixed. `metrics` are `{name: fn(model, data)}`; `stop_when(model)`
-    returns a scalar whose first zero crossing ends the solve. Every other keyword is as in
+    returns a scalar whose first zero crossing ends the solve; `crossings` are loss levels
+    or `gf.Crossings(levels, fn)` with `fn(model) -> scalar`, whose first crossing times are
+    recorded (`sol.crossings`) without stopping; `checkpoint="run.ckpt"` makes the solve
+    resumable (see [`gradflow.solve_flow`][]). Every other keyword is as in
     [`gradflow.solve_flow`][]. The solution's `model` is the final model (and `trajectory`,
     if `save_params=True`, is a model whose arrays have a leading time axis).
 
@@ -376,6 +539,9 @@ def flow(
     """
     t1f = _check_common(t1, rtol, atol, max_steps, stop_when, field)
     params, static = eqx.partition(model, eqx.is_inexact_array)
+    crossings = _crossings.as_crossings(crossings)
+    if crossings is not None and crossings.fn is not None:
+        crossings = _crossings.Crossings(crossings.levels, _OnModel(crossings.fn, with_data=False))
     try:
         sol = _run(
             _OnModel(loss), params, (static, data), t0=t0, t1=t1f, field=field, solver=solver,
@@ -383,7 +549,8 @@ def flow(
             metrics={k: _OnModel(f) for k, f in (metrics or {}).items()},
             stop_when=None if stop_when is None else _OnModel(stop_when, with_data=False),
             max_steps=max_steps, progress=progress, save_params=save_params, dt0=dt0,
-            throw=throw, label="flow",
+            throw=throw, label="flow", crossings=crossings, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )  # fmt: skip
     except (TypeError, ValueError) as e:
         # Only on failure: explain shape mismatches between model and data by name (a check

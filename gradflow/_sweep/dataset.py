@@ -23,6 +23,7 @@ LONG_NAMES = {
     "first_escape_time": "first drop: midpoint crossing between plateau 0 and 1 levels",
     "plateau_level": "loss at the flattest point of each plateau",
     "plateau_drop": "midpoint crossing to the next plateau's level",
+    "crossing_time": "first time the watched scalar (default: the loss) crossed each level",
 }
 
 

@@ -55,11 +55,12 @@ class FlowSpec:
     rtol: float
     atol: float | None
     max_steps: int
+    crossings: Any = None
 
     def key(self):
         return (
             self.t1, self.ts, self.metrics, self.stop_when, self.loss, self.field, self.solver,
-            self.rtol, self.atol, self.max_steps,
+            self.rtol, self.atol, self.max_steps, self.crossings,
         )  # fmt: skip
 
 
@@ -69,6 +70,7 @@ def member_summary(spec: FlowSpec, model, data) -> dict[str, jax.Array]:
         model, data, t1=spec.t1, loss=spec.loss, field=spec.field, solver=spec.solver,
         rtol=spec.rtol, atol=spec.atol, save=np.asarray(spec.ts), metrics=dict(spec.metrics),
         stop_when=spec.stop_when, max_steps=spec.max_steps, progress=False,
+        crossings=spec.crossings,
     )  # fmt: skip
     out = {
         "loss": sol.loss,
@@ -80,6 +82,8 @@ def member_summary(spec: FlowSpec, model, data) -> dict[str, jax.Array]:
     }
     for k, v in sol.metrics.items():
         out[f"metric:{k}"] = v
+    if spec.crossings is not None:
+        out["crossing_time"] = sol.crossings
     return out
 
 

@@ -185,6 +185,14 @@ class ZarrStore(MemoryStore):
         }
         write_text(json.dumps(marker, default=str), self.path / MARKER)
 
+    def remove_partials(self) -> int:
+        """Delete zarr's temporary `*.partial` files left by a killed writer (single-process
+        sweeps only: another process may be writing one right now). Returns how many."""
+        stale = list(self.path.rglob("*.partial"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
     def wait_ready(self, timeout: float, poll: float = 0.2) -> None:
         """Processes other than 0: wait for process 0 to create (or check) the store."""
         deadline = time.monotonic() + timeout

@@ -45,6 +45,8 @@ def chunk_variables(out: dict[str, np.ndarray], ts: np.ndarray) -> dict[str, np.
         "num_rejected": out["num_rejected"].astype(np.int64),
         "num_grad_evals": out["num_grad_evals"].astype(np.int64),
     }
+    if "crossing_time" in out:
+        v["crossing_time"] = out["crossing_time"]
     for k, x in out.items():
         if k.startswith("metric:"):
             name = k.split(":", 1)[1]

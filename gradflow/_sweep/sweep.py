@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +12,14 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import xarray as xr
 
+from .._flow.crossings import as_crossings
 from .._flow.field import AbstractField, GradientFlow
 from .._flow.options import resolve_save, resolve_solver
 from .._flow.solve import _check_common
+from .._signals import terminate_as_exit
 from ..losses import mse
 from . import hosts as _hosts
 from .dataset import assemble
@@ -62,6 +62,7 @@ def sweep(
     process_id: int | None = None,
     distributed: bool = False,
     host_timeout: float = 86400.0,
+    crossings=None,
 ) -> xr.Dataset:
     r"""Run the exact gradient flow for every point of `grid`; one labelled dataset back.
 
@@ -97,6 +98,9 @@ def sweep(
       settings). Each process solves a disjoint set of chunks into the shared `store`.
     - `host_timeout`: seconds to wait for the store (processes ≠ 0) and for the other
       processes' chunks (process 0).
+    - `crossings`: loss levels or `gf.Crossings(levels, fn(model))`, as in
+      [`gradflow.flow`][]: adds `crossing_time(..., level)`, the first crossing of each
+      level by every member, located during the solve (`nan` if not crossed).
 
     **Returns:**
 
@@ -121,6 +125,7 @@ def sweep(
     for k in metrics:
         if k in _RESERVED or k.startswith("final_") or k in grid.names:
             raise ValueError(f"metric name {k!r} clashes with a dataset variable; rename it.")
+    crossings = as_crossings(crossings)
     ts = resolve_save(save, 0.0, t1f)
     devices = _resolve_devices(devices)
     points = list(grid.points())
@@ -130,12 +135,17 @@ def sweep(
         chunk_size = _stored_chunk_size(store_path)
     plan = make_plan(pairs, points, chunk_size=chunk_size, num_devices=len(devices), cost=cost)
     variables = _layout(plan, pairs, metrics, ts.size)
+    if crossings is not None:
+        k = len(crossings.levels)
+        variables.append(Var("crossing_time", ("level",), (k,), "f8", float("nan")))
     spec = FlowSpec(
         t1=t1f, ts=tuple(float(t) for t in ts), metrics=tuple(metrics.items()),
         stop_when=stop_when, loss=loss, field=field, solver=solver, rtol=rtol, atol=atol,
-        max_steps=int(max_steps),
+        max_steps=int(max_steps), crossings=crossings,
     )  # fmt: skip
     config = _config(grid, spec, name)
+    if crossings is not None:  # (only then: stores of sweeps without crossings keep their key)
+        config["crossings"] = {"levels": list(crossings.levels), "fn": _describe(crossings.fn)}
     config["meta"] = json.loads(json.dumps(meta or {}, default=str))
     if store_path is None:
         st = MemoryStore(plan, variables)
@@ -143,13 +153,16 @@ def sweep(
         st = ZarrStore(store_path, plan, variables, config, ts)
         if hosts.process_id == 0:
             st.create_or_open()
+            if hosts.num_processes == 1:
+                st.remove_partials()
         else:
             st.wait_ready(host_timeout)
     done = st.done_chunks()
     todo = [c for c in plan.chunks if hosts.mine(c.index) and c.index not in done]
     dyn = [eqx.partition(p, eqx.is_array)[0] for p in pairs]
     modes = set()
-    with _terminate_as_exit(), _Progress(len(plan.chunks), len(done), progress) as bar:
+    # SIGTERM unwinds like Ctrl-C; the store is safe either way (atomic files, `done` last)
+    with terminate_as_exit(), _Progress(len(plan.chunks), len(done), progress) as bar:
         for chunk in todo:
             group = plan.groups[chunk.group]
             runner = get_runner(spec, group.static, group.shapes, devices)
@@ -179,7 +192,10 @@ def sweep(
         ),
     }
     arrays, grid_index, done_slots = st.read()
-    return assemble(grid, ts, variables, arrays, grid_index, done_slots, attrs)
+    ds = assemble(grid, ts, variables, arrays, grid_index, done_slots, attrs)
+    if crossings is not None:
+        ds = ds.assign_coords(level=("level", np.asarray(crossings.levels)))
+    return ds
 
 
 def _call_build(build, point):
@@ -302,21 +318,3 @@ class _Progress:
         if self.bar is not None:
             self.bar.close()
         return False
-
-
-@contextlib.contextmanager
-def _terminate_as_exit():
-    """SIGTERM unwinds like Ctrl-C (SystemExit 143) so that `finally` blocks run; the store
-    itself is safe either way (atomic files, `done` written last)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

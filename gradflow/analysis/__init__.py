@@ -24,6 +24,7 @@ from .linear_model import predictions as predictions
 from .metrics import effective_rank as effective_rank
 from .metrics import mode_strengths as mode_strengths
 from .plateaus import PlateauTable as PlateauTable
+from .plateaus import drop_levels as drop_levels
 from .plateaus import first_crossing as first_crossing
 from .plateaus import plateaus as plateaus
 from .saddle import Saddle as Saddle

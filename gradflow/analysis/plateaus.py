@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,12 +116,21 @@ def plateaus(
       log-slope criterion alone would miss.
     - `drops`: predicted drop times (one per level but the last), shown beside the measured ones.
 
+    A drop is the first crossing of a midpoint level. If `sol` recorded that level with
+    `crossings=` (root finding during the solve, see [`gradflow.flow`][]), the recorded
+    time is used; otherwise the crossing is interpolated linearly between saves. With
+    predicted `levels`, pass `crossings=gf.analysis.drop_levels(levels)` to the solve to
+    get exact drop times.
+
     **Returns:**
 
     A `PlateauTable` (`level`, `start`, `end`, `drop`, predicted columns); print it for a table.
     """
+    recorded = {}
     if sol is not None:
         t, loss = sol.t, sol.loss
+        if getattr(sol, "crossing_levels", None) is not None and np.ndim(sol.crossings) == 1:
+            recorded = dict(zip(sol.crossing_levels, np.asarray(sol.crossings, float)))
     if t is None or loss is None:
         raise ValueError("plateaus: pass a solution, or both t= and loss= arrays.")
     t, loss = np.asarray(t, float), np.asarray(loss, float)
@@ -138,8 +148,9 @@ def plateaus(
     curve = np.interp(grid, lt, loss)
     span = max(curve.max() - curve.min(), 1e-300)
     slope = np.abs(np.gradient(curve, grid)) / span
+    crossing = functools.partial(_crossing, recorded, t, loss)
     if levels is not None:
-        table = _by_levels(np.asarray(levels, float), t, loss, grid, curve, slope)
+        table = _by_levels(np.asarray(levels, float), crossing, grid, curve, slope)
         if drops is not None:
             pd = np.full(len(table), np.nan)
             d = np.asarray(drops, float)[: len(table)]
@@ -170,11 +181,27 @@ def plateaus(
     end = np.exp(np.array([r[2] for r in merged]))
     drop = np.full(level.size, np.nan)
     for k in range(level.size - 1):
-        drop[k] = first_crossing(t, loss, 0.5 * (level[k] + level[k + 1]))
+        drop[k] = crossing(0.5 * (level[k] + level[k + 1]))
     return PlateauTable(level, start, end, drop)
 
 
-def _by_levels(levels, t, loss, grid, curve, slope) -> PlateauTable:
+def drop_levels(levels) -> np.ndarray:
+    """The midpoints between consecutive plateau `levels`: whose first crossings are the
+    drop times of `plateaus(sol, levels=levels)`. Pass them as `crossings=` to the solve to
+    have them located by root finding."""
+    levels = np.asarray(levels, float)
+    return 0.5 * (levels[:-1] + levels[1:])
+
+
+def _crossing(recorded: dict, t, loss, level) -> float:
+    """The recorded crossing time of `level` if the solve recorded it, else interpolated."""
+    for lv, when in recorded.items():
+        if abs(lv - level) <= 1e-12 * max(abs(level), 1e-300):
+            return float(when)
+    return first_crossing(t, loss, level)
+
+
+def _by_levels(levels, crossing, grid, curve, slope) -> PlateauTable:
     """Measure one plateau per predicted level, inside its band of losses."""
     if np.any(np.diff(levels) > 0):
         raise ValueError("plateaus: `levels` must be in descending order (plateau 0 first).")
@@ -193,5 +220,5 @@ def _by_levels(levels, t, loss, grid, curve, slope) -> PlateauTable:
         out["start"][k] = np.exp(grid[idx[0]])
         out["end"][k] = np.exp(grid[idx[-1]])
         if k < n - 1:
-            out["drop"][k] = first_crossing(t, loss, mids[k])
+            out["drop"][k] = crossing(mids[k])
     return PlateauTable(**out, predicted_level=levels.copy())
