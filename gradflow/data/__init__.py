@@ -13,5 +13,6 @@ from .in_context import InContextTask as InContextTask
 from .in_context import icl_eigenvalues as icl_eigenvalues
 from .in_context import in_context_population_loss as in_context_population_loss
 from .in_context import in_context_regression as in_context_regression
+from .relu_population import relu_population_loss as relu_population_loss
 from .teachers import linear_teacher as linear_teacher
 from .teachers import power_law as power_law
