@@ -165,3 +165,56 @@ def test_v7_quadratic_saddle_visit_shrinks_with_width():
     print("V7 quadratic: median time near 4/3 by width:", medians, "closest:", closest)
     assert all(np.median(d) < 0.04 for d in closest.values()), closest
     assert medians[100] < medians[10], medians
+
+
+# ---- V13: tanh vs x·tanh x on the same 2-D data ---------------------------------------------
+
+
+def _v13_data(num=100):
+    """Gaussian 2-D inputs; the target has an odd part (tanh units 2, 1 on e1, e2), which only
+    the odd tanh net can fit, and an even part (x tanh x units 2, -1), which only the even
+    x·tanh x net can fit: the same data for both nets, each with its own floor."""
+    x = np.asarray(jax.random.normal(jax.random.key(1), (num, 2), jnp.float64))
+    odd = 2 * np.tanh(x[:, 0]) + np.tanh(x[:, 1])
+    even = 2 * x[:, 0] * np.tanh(x[:, 0]) - x[:, 1] * np.tanh(x[:, 1])
+    return gf.Dataset(x, odd + even)
+
+
+def _v13(activation, width, eps, t1):
+    data = _v13_data()
+    model = gf.models.TwoLayer(2, width, 1, activation, init_scale=eps, key=jax.random.key(0))
+    metrics = {
+        "ratio": lambda m, d: (lambda s: s[0] / s[1])(jnp.linalg.svd(m.w, compute_uv=False)),
+        "units": lambda m, d: m.units(),
+    }
+    sol = gf.flow(model, data, t1=t1, rtol=1e-8, solver="tsit5", metrics=metrics, progress=False)
+    assert sol.status == "success"
+    return sol, gf.analysis.plateaus(sol, merge=0.05)
+
+
+def _v13_checks(tanh_eps, xtanh_eps, xtanh_t1):
+    # tanh, width 50: σ1/σ2 of W1 ≫ 1 at the first drop (rank one early), but no second plateau
+    sol, table = _v13("tanh", 50, tanh_eps, 200.0)
+    t, ratio = np.asarray(sol.t), np.asarray(sol.metrics["ratio"])
+    assert ratio[0] < 3  # an isotropic init is not rank one
+    at_drop = np.interp(table.drop[0], t, ratio)
+    assert len(table) == 2 and at_drop > 10, (len(table), at_drop)
+    # x tanh x, width 10: one unit recruited per plateau, the others stay O(ε) (norm < 10ε)
+    sol, table = _v13("xtanh", 10, xtanh_eps, xtanh_t1)
+    t, units = np.asarray(sol.t), np.asarray(sol.metrics["units"])
+    grown = (units > 10 * xtanh_eps).sum(axis=1)
+    per_plateau = [np.median(grown[(t >= a) & (t <= b)]) for a, b in zip(table.start, table.end)]
+    print(
+        "V13: tanh σ1/σ2 at the drop", at_drop, "; x tanh x grown units per plateau", per_plateau
+    )
+    np.testing.assert_array_equal(per_plateau, [0, 1, 2])
+    assert grown[-1] == 2
+
+
+def test_v13_tanh_single_drop_xtanh_staircase():
+    _v13_checks(tanh_eps=1e-5, xtanh_eps=1e-2, xtanh_t1=400.0)
+
+
+@pytest.mark.slow
+def test_v13_smaller_init():
+    _v13_checks(tanh_eps=1e-7, xtanh_eps=1e-3, xtanh_t1=4000.0)
