@@ -60,6 +60,10 @@ def _teacher(s):
 
 
 def _flow(model, data, t1, *, loss=gf.losses.mse, metrics=None):
+    # every linear run has the same shapes (HMAX units, the unused ones exactly zero) and the
+    # same metric, so all of them share one compiled solve
+    if metrics is None and loss is gf.losses.mse:
+        metrics = {"rank": gf.analysis.effective_rank}
     sol = gf.flow(
         model, data, loss=loss, t1=t1, solver=SOLVER, rtol=1e-8, metrics=metrics,
         progress=False,
@@ -143,7 +147,7 @@ def width_effect(widths, hmax, seeds, eps_lin=1e-6, eps_quad=1e-3):
                         2, hmax, 1, "quadratic", init_scale=eps_quad, key=jax.random.key(seed)
                     )
                     model = _keep(model, h)
-                    sol = _flow(model, jnp.asarray(T_QUAD), 1500.0,
+                    sol = _flow(model, jnp.asarray(T_QUAD), 600.0,
                                 loss=gf.data.quadratic_population_loss)  # fmt: skip
                     levels = [5.5, 4 / 3, 0.0]  # L0, the V5 saddle, zero
                     measured.append(gf.analysis.plateaus(sol, levels=levels).drop[0])
@@ -160,12 +164,12 @@ def relative_shrink(rows, kind):
     return 1.0 - sel[-1] / sel[0]
 
 
-def spectrum_effect(exponents, width=16, eps=1e-6):
+def spectrum_effect(exponents, hmax, width=16, eps=1e-6):
     """Span from the first to the last drop for power-law teachers s_k = 4 k^(-a)."""
     rows, curves = [], {}
     for a in exponents:
         s = gf.theory.power_law_spectrum(4, a, scale=4.0)
-        model = _linear(width, eps)
+        model = _linear(hmax, eps, active=width)
         sol = _flow(model, _teacher(s), 80.0)
         pred = gf.theory.drop_times_random_init(s, np.asarray(model.w), np.asarray(model.a))
         count = plateau_count(sol, s)
@@ -178,10 +182,10 @@ def spectrum_effect(exponents, width=16, eps=1e-6):
     return rows, curves
 
 
-def manifold_effect(width=16, strength=1.0, noise=1e-6, rank=2):
+def manifold_effect(hmax, width=16, strength=1.0, noise=1e-6, rank=2):
     """Large rank-2 weights on the top modes plus small noise, against a small isotropic init."""
     data = _teacher(S)
-    iso = _linear(width, noise)
+    iso = _linear(hmax, noise, active=width)
     # decoupled on the top `rank` modes (hidden units 0..rank-1 along e_k), plus the noise
     w = iso.w.at[jnp.arange(rank), jnp.arange(rank)].add(strength)
     a = iso.a.at[jnp.arange(rank), jnp.arange(rank)].add(strength)
@@ -194,13 +198,13 @@ def manifold_effect(width=16, strength=1.0, noise=1e-6, rank=2):
     return out
 
 
-def init_scale_effect(scales, width=16):
+def init_scale_effect(scales, hmax, width=16):
     """First drop, drop span, plateau count and the rank staircase against the init scale."""
     data = _teacher(S)
     rows, curves = [], {}
     for eps in scales:
-        model = _linear(width, eps)
-        sol = _flow(model, data, 60.0, metrics={"rank": gf.analysis.effective_rank})
+        model = _linear(hmax, eps, active=width)
+        sol = _flow(model, data, 60.0)
         pred = gf.theory.drop_times_random_init(S, np.asarray(model.w), np.asarray(model.a))
         rank = np.asarray(sol.metrics["rank"])
         steps = int(np.max(np.diff(rank))) if rank.size > 1 else 0
@@ -231,6 +235,7 @@ def _loss_axes(ax, curves, label, title):
 
 def _figures(out, width_res, spectrum_res, manifold_res, scale_res):
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from gradflow.plot import run as _  # noqa: F401  (selects the Agg backend)
 
@@ -245,6 +250,9 @@ def _figures(out, width_res, spectrum_res, manifold_res, scale_res):
         axes[2].plot(hs, [r[3] for r in rows if r[0] == kind], "k--", lw=1)
     axes[2].set(xscale="log", yscale="log", xlabel="width H", ylabel="first drop time",
                 title="first plateau (dashed: predicted)")  # fmt: skip
+    hs = sorted({r[1] for r in rows})
+    axes[2].set_xticks(hs, [str(h) for h in hs])
+    axes[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[2].title.set_fontsize(9)
     axes[2].legend(fontsize=7)
     _save(fig, out / "width.png")
@@ -264,6 +272,7 @@ def _figures(out, width_res, spectrum_res, manifold_res, scale_res):
         ax.plot(t[t > 0], loss[t > 0], label=name)
     for p in manifold_res["near rank-2 manifold"][2][2:]:
         ax.axvline(p, color="k", ls=":", lw=0.8)
+    ax.set_ylim(1e-3, 20)
     ax.set(xscale="log", yscale="log", xlabel="time", ylabel="loss",
            title="init near an invariant manifold (dotted: predicted drops)")  # fmt: skip
     ax.title.set_fontsize(9)
@@ -316,7 +325,8 @@ def main(argv=None, *, tiny=False):
         )
 
     exponents = (0.0, 1.0) if tiny else (0.0, 0.5, 1.0, 2.0)
-    spectrum_res = spectrum_effect(exponents)
+    hmax = max(widths)
+    spectrum_res = spectrum_effect(exponents, hmax)
     print("\nspectrum: s_k = 4 k^-a; span = last drop - first drop")
     print(f"{'a':>4} {'plateaus':>8} {'span':>8} {'predicted':>10}  drops (measured / predicted)")
     for a, count, span, pspan, drops, pred in spectrum_res[0]:
@@ -324,7 +334,7 @@ def main(argv=None, *, tiny=False):
         p = ", ".join(f"{x:.3g}" for x in pred)
         print(f"{a:>4g} {count:>8} {span:>8.3g} {pspan:>10.3g}  [{d}] / [{p}]")
 
-    manifold_res = manifold_effect()
+    manifold_res = manifold_effect(hmax)
     print("\nmanifold: drop times of the four modes (measured / predicted)")
     for name, (sol, drops, pred) in manifold_res.items():
         d = ", ".join(f"{x:.3g}" for x in drops)
@@ -332,7 +342,7 @@ def main(argv=None, *, tiny=False):
         print(f"{name:<22} loss(0) = {float(sol.loss[0]):.3g}  [{d}] / [{p}]")
 
     scales = (1e-8, 1e-2) if tiny else (1e-8, 1e-5, 1e-3, 1e-2, 3e-2, 1e-1)
-    scale_res = init_scale_effect(scales)
+    scale_res = init_scale_effect(scales, hmax)
     print("\ninit scale: first drop, span = last drop - first drop (measured / predicted), "
           "plateaus (≥ 0.15 in ln t), largest rank step")  # fmt: skip
     for eps, count, m, p, span, pspan, steps in scale_res[0]:

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
@@ -17,6 +18,7 @@ def _load(name):
     return mod
 
 
+@pytest.mark.slow  # ≈ 9 s of CPU (two compiled solves, 18 flows): over the default budget
 def test_fig2_four_effects(tmp_path):
     mod = _load("fig2_effects")
     res = mod.main(["--out", str(tmp_path)], tiny=True)
