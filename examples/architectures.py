@@ -27,7 +27,9 @@ rank-one first layer early but no saddle to rest at).
 Run: `python examples/architectures.py [--out DIR] [--which quadratic,attention_merged]
 [--tiny]`. It prints one table row per architecture and writes `DIR/<name>.png`: the loss
 against log time on top, the complexity staircase below, and the thresholded unit sizes
-(singular values, unit norms or |β_i|) at the bottom.
+(singular values, unit norms or |β_i|) at the bottom; for the 2-D-input nets (relu, quadratic,
+xtanh, tanh) also `DIR/<name>_units.png`, the first-layer weights as points in the plane
+(rays for ReLU) in the middle of each plateau and at the end (`gf.plot.plot_unit_snapshots`).
 """
 
 from __future__ import annotations
@@ -253,7 +255,7 @@ def run(name: str, tiny: bool = False, save: int = 200) -> Result:
     }
     sol = gf.flow(
         setup.model, setup.data, loss=setup.loss, t1=setup.t1, rtol=setup.rtol, save=save,
-        metrics=metrics, progress=False, solver=setup.solver,
+        metrics=metrics, progress=False, solver=setup.solver, save_params=_planar(setup.model),
     )  # fmt: skip
     if sol.status != "success":
         raise RuntimeError(f"{name}: the flow ended with status {sol.status!r}.")
@@ -270,6 +272,23 @@ def run(name: str, tiny: bool = False, save: int = 200) -> Result:
     return Result(
         name, sol, table, per_plateau, final, setup.expected, staircase, len(table) <= 2,
         _time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _planar(model) -> bool:
+    """2-D-input two-layer nets get unit pictures (their weights are saved along the flow)."""
+    return isinstance(model, gf.models.TwoLayer) and model.in_size == 2
+
+
+def draw_units(result: Result, path) -> None:
+    """First-layer weights as points (rays for ReLU) mid-plateau and at the end."""
+    from gradflow.plot import plot_unit_snapshots
+
+    table = result.table
+    times = [*np.sqrt(table.start * table.end)[:-1], float(result.sol.t_final)]
+    plot_unit_snapshots(
+        result.sol, times, path, rays=result.sol.model.activation == "relu",
+        suptitle=f"{result.name}: first-layer weights on each plateau (size: |readout|)",
     )  # fmt: skip
 
 
@@ -325,6 +344,8 @@ def main(argv=None, *, which=ALL, tiny=False):
     for name in names:
         res = run(name, tiny)
         draw(res, build(name, tiny).description, out / f"{name}.png")
+        if _planar(res.sol.model):
+            draw_units(res, out / f"{name}_units.png")
         results[name] = res
         if name in SINGLE_DROP:
             verdict = ("single drop" if res.single_drop else "NOT a single drop") + " (expected)"

@@ -20,6 +20,8 @@ def _load(name):
 
 def _check(name, res, out):
     assert (out / f"{name}.png").stat().st_size > 0
+    if getattr(res.sol.model, "in_size", None) == 2:  # 2-D inputs: unit pictures as well
+        assert (out / f"{name}_units.png").stat().st_size > 0
     assert res.sol.status == "success"
     if name == "tanh":  # the negative control: one drop, then a slow smooth decrease
         assert res.num_plateaus == 2 and res.single_drop

@@ -1,4 +1,6 @@
-"""Architecture zoo, part 2: the exact ReLU Gaussian loss, VALIDATION V7 and V13."""
+"""Architecture zoo, part 2: the exact ReLU Gaussian loss, VALIDATION V7 and V13, unit pictures."""
+
+import types
 
 import equinox as eqx
 import jax
@@ -252,3 +254,29 @@ def test_v13_tanh_single_drop_xtanh_staircase():
 @pytest.mark.slow
 def test_v13_smaller_init():
     _v13_checks(tanh_eps=1e-7, xtanh_eps=1e-3, t1=4000.0)
+
+
+# ---- unit pictures ---------------------------------------------------------------------------
+
+
+def test_plot_units_draws_each_unit_and_checks_inputs(tmp_path):
+    from gradflow.plot import plot_unit_snapshots, plot_units
+
+    model = gf.models.TwoLayer(2, 5, 1, "relu", init_scale=0.3, key=jax.random.key(0))
+    ax = plot_units(model, rays=True)
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points, np.asarray(model.w), rtol=1e-12)
+    assert len(ax.lines) == 5 + 2  # one ray per unit, plus the two axis lines
+    with pytest.raises(ValueError, match="2-D inputs"):
+        plot_units(np.zeros((4, 3)))
+    no_weights = types.SimpleNamespace(t=np.linspace(0, 1, 4), trajectory=None)  # a solution
+    with pytest.raises(ValueError, match="save_params=True"):
+        plot_unit_snapshots(no_weights, [0.5])
+    # snapshots pick the nearest save: a trajectory with a leading time axis
+    traj = types.SimpleNamespace(
+        w=np.stack([np.asarray(model.w) * k for k in (1e-3, 1.0)]),
+        a=np.stack([np.asarray(model.a) * k for k in (1e-3, 1.0)]),
+    )
+    sol = types.SimpleNamespace(t=np.array([0.0, 2.0]), trajectory=traj)
+    fig = plot_unit_snapshots(sol, [0.1, 5.0], tmp_path / "u.png")
+    assert (tmp_path / "u.png").stat().st_size > 0 and len(fig.axes) == 2
