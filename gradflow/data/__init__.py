@@ -2,6 +2,9 @@
 
 from .dataset import Dataset as Dataset
 from .dataset import LinearTeacher as LinearTeacher
+from .digits import DIGITS_CLASSES as DIGITS_CLASSES
+from .digits import digit_labels as digit_labels
+from .digits import digits as digits
 from .generators import boursier_three_points as boursier_three_points
 from .generators import conv_teacher as conv_teacher
 from .generators import orthogonal_relu_data as orthogonal_relu_data
