@@ -13,6 +13,24 @@ import gradflow as gf
 from gradflow.analysis.plateaus import first_crossing
 
 
+def test_relu_population_loss_matches_monte_carlo_fast():
+    """The fast tier's check of the closed form: values only, 20k samples, one compile."""
+    k1, k2, k3 = jax.random.split(jax.random.key(4), 3)
+    student = gf.models.Conv1D(8, 3, 4, 1, "relu", 0.7, stride=4, key=k1)
+    teacher = gf.models.Conv1D(8, 2, 4, 1, "relu", 0.9, stride=4, key=k2)
+    x = jax.random.normal(k3, (20_000, 8), jnp.float64)
+
+    @jax.jit
+    def measure(x):
+        per_example = 0.5 * (jax.vmap(student)(x) - jax.vmap(teacher)(x))[:, 0] ** 2
+        exact = gf.data.relu_population_loss(student, teacher)
+        return exact, jnp.mean(per_example), jnp.std(per_example) / jnp.sqrt(x.shape[0])
+
+    exact, mean, sem = (float(v) for v in measure(x))
+    assert abs(exact - mean) < 4 * sem, (exact, mean, sem)
+
+
+@pytest.mark.slow  # ≈ 2.5 s of CPU (two families, gradients): over the default budget
 def test_relu_population_loss_is_the_gaussian_mean():
     """Exact loss against the Monte-Carlo mean (within 4 standard errors), for a ReLU conv net
     (windows meet through their means) and a two-layer ReLU net, in one compile."""
@@ -247,6 +265,7 @@ def _v13_checks(tanh_eps, xtanh_eps, t1):
     assert grown[-1] == 2
 
 
+@pytest.mark.slow  # ≈ 3.5 s of CPU (one compiled joint solve): over the default budget
 def test_v13_tanh_single_drop_xtanh_staircase():
     _v13_checks(tanh_eps=1e-5, xtanh_eps=1e-2, t1=400.0)
 
