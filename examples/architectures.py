@@ -13,6 +13,7 @@ and checks that the complexity rises by one per plateau up to the teacher's coun
 | relu_kinks | two-layer ReLU, hidden bias, 1-D input | y = 2 relu(x) - relu(-x - 1/4) | kinks |
 | conv | linear 1-D conv, stride = kernel size | whitened conv teacher, strengths (2, 1) | rank |
 | relu_conv | ReLU 1-D conv, stride = kernel | ReLU conv teacher (3, 1), exact Gauss. loss | rays |
+| conv2d | linear 2-D conv, 2×2 kernels, stride 2 | whitened 4×4 images, strengths (2, 1) | rank |
 | quadratic | two-layer, φ(z) = z² | y = xᵀTx, T = diag(2, -1), exact Gaussian loss | units |
 | xtanh | two-layer, φ(z) = z tanh z | two orthogonal x tanh x teacher units | active units |
 | attention_separate | linear attention, rank-1 K, Q | in-context regression, population | heads |
@@ -53,6 +54,7 @@ ALL = (
     "relu_kinks",
     "conv",
     "relu_conv",
+    "conv2d",
     "quadratic",
     "xtanh",
     "attention_separate",
@@ -132,6 +134,25 @@ def _relu_conv_teacher(length, kernel_size, strengths, key):
     )
 
 
+def _conv2d_teacher_data(side, kernel_size, strengths, key):
+    """Exactly whitened images (P = side² examples) labelled by a linear Conv2D teacher with
+    orthonormal kernels and readouts: at stride = kernel size the windows are whitened too, so
+    L = ½‖M* − M‖² with the singular values of M* = `strengths` (Type I)."""
+    h, p = len(strengths), side * side
+    k_x, k_k, k_r = jax.random.split(key, 3)
+    x = np.sqrt(p) * np.linalg.qr(np.asarray(jax.random.normal(k_x, (p, p), jnp.float64)))[0]
+    teacher = gf.models.Conv2D(side, h, kernel_size, 1, "linear", 1.0, stride=kernel_size,
+                               key=key)  # fmt: skip
+    kernels = np.linalg.qr(np.asarray(jax.random.normal(k_k, (kernel_size**2, h))))[0].T
+    readout = np.linalg.qr(np.asarray(jax.random.normal(k_r, (teacher.positions, h))))[0].T
+    readout = readout * np.asarray(strengths, float)[:, None]
+    teacher = eqx.tree_at(
+        lambda m: (m.kernels, m.readout), teacher,
+        (jnp.asarray(kernels), jnp.asarray(readout)[None]),
+    )  # fmt: skip
+    return gf.Dataset(x, np.asarray(jax.vmap(teacher)(jnp.asarray(x))))
+
+
 def build(name: str, tiny: bool = False, seed: int = 0) -> Setup:
     """The model at init, data, loss and horizon of one architecture (`tiny`: smaller, faster)."""
     k_data, k_model = jax.random.split(jax.random.key(seed))
@@ -189,6 +210,16 @@ def build(name: str, tiny: bool = False, seed: int = 0) -> Setup:
             f"ReLU conv, {kernels} kernels of size 4, exact Gaussian loss, teacher: "
             f"orthonormal kernels, strengths {strengths}",
             solver="tsit5" if tiny else None, metric_kwargs={"cos": RAY_COS},
+        )  # fmt: skip
+    if name == "conv2d":
+        strengths = [2.0, 1.0]
+        kernels = 3 if tiny else 8
+        data = _conv2d_teacher_data(4, 2, strengths, k_data)
+        model = gf.models.Conv2D(4, kernels, 2, 1, "linear", 1e-6, stride=2, key=k_model)
+        return Setup(
+            model, data, mse, 60.0, len(strengths),
+            f"linear 2-D conv, {kernels} kernels 2×2, stride 2, 4×4 whitened images, "
+            f"strengths {strengths}", solver="tsit5" if tiny else None,
         )  # fmt: skip
     if name == "quadratic":
         t = jnp.diag(jnp.array([2.0, -1.0]))

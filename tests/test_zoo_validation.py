@@ -299,3 +299,23 @@ def test_plot_units_draws_each_unit_and_checks_inputs(tmp_path):
     sol = types.SimpleNamespace(t=np.array([0.0, 2.0]), trajectory=traj)
     fig = plot_unit_snapshots(sol, [0.1, 5.0], tmp_path / "u.png")
     assert (tmp_path / "u.png").stat().st_size > 0 and len(fig.axes) == 2
+
+
+# ---- 2-D convolution -------------------------------------------------------------------------
+
+
+def test_conv2d_forward_against_explicit_windows():
+    model = gf.models.Conv2D(5, 3, 2, 2, "relu", 0.8, stride=2, key=jax.random.key(2))
+    assert model.kernels.shape == (3, 4) and model.readout.shape == (2, 3, 4)  # n = 2
+    x = np.asarray(jax.random.normal(jax.random.key(5), (25,), jnp.float64))
+    img, k, r = x.reshape(5, 5), np.asarray(model.kernels), np.asarray(model.readout)
+    expected = np.zeros(2)
+    for i in range(2):
+        for j in range(2):
+            window = img[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(-1)
+            expected += r[:, :, 2 * i + j] @ np.maximum(k @ window, 0.0)
+    np.testing.assert_allclose(model(jnp.asarray(x)), expected, rtol=1e-12)
+    lin = gf.models.Conv2D(4, 2, 2, 1, "linear", 1.0, stride=2, key=jax.random.key(2))
+    assert int(gf.analysis.complexity(lin, rel=0.0, abs_=1e-3)) == 2  # rank of the kernel map
+    with pytest.raises(ValueError, match="flattened image"):
+        model(jnp.ones(24))
