@@ -10,7 +10,10 @@ and checks that the complexity rises by one per plateau up to the teacher's coun
 |---|---|---|---|
 | linear | two-layer linear, 3 → 3 | whitened linear teacher s = (4, 2, 1.25) | rank |
 | relu | two-layer ReLU, 2-D input | two orthogonal inputs, targets (1, -0.4) | rays |
+| relu_kinks | two-layer ReLU, hidden bias, 1-D input | y = 2 relu(x) - relu(-x - 1/4) | kinks |
 | conv | linear 1-D conv, stride = kernel size | whitened conv teacher, strengths (2, 1) | rank |
+| relu_conv | ReLU 1-D conv, stride = kernel | ReLU conv teacher (3, 1), exact Gauss. loss | rays |
+| conv2d | linear 2-D conv, 2×2 kernels, stride 2 | whitened 4×4 images, strengths (2, 1) | rank |
 | quadratic | two-layer, φ(z) = z² | y = xᵀTx, T = diag(2, -1), exact Gaussian loss | units |
 | xtanh | two-layer, φ(z) = z tanh z | two orthogonal x tanh x teacher units | active units |
 | attention_separate | linear attention, rank-1 K, Q | in-context regression, population | heads |
@@ -25,7 +28,9 @@ rank-one first layer early but no saddle to rest at).
 Run: `python examples/architectures.py [--out DIR] [--which quadratic,attention_merged]
 [--tiny]`. It prints one table row per architecture and writes `DIR/<name>.png`: the loss
 against log time on top, the complexity staircase below, and the thresholded unit sizes
-(singular values, unit norms or |β_i|) at the bottom.
+(singular values, unit norms or |β_i|) at the bottom; for the 2-D-input nets (relu, quadratic,
+xtanh, tanh) also `DIR/<name>_units.png`, the first-layer weights as points in the plane
+(rays for ReLU) in the middle of each plateau and at the end (`gf.plot.plot_unit_snapshots`).
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ import gradflow as gf
 ALL = (
     "linear",
     "relu",
+    "relu_kinks",
     "conv",
+    "relu_conv",
+    "conv2d",
     "quadratic",
     "xtanh",
     "attention_separate",
@@ -64,6 +72,12 @@ TAU = 0.1
 MERGE = 0.05
 #: The counter-examples: one drop, no intermediate plateau.
 SINGLE_DROP = ("attention_merged", "tanh")
+#: Kink positions of the `relu_kinks` teacher y = 2 relu(x) - relu(-x - 1/4).
+RELU_KINKS = (0.0, -0.25)
+#: Cosine above which two ReLU conv kernels share a ray. The teacher's kernels are orthogonal;
+#: the extra kernels that join a ray late converge onto it slowly (a power law), so the
+#: default 0.99 would count them as rays of their own for a while.
+RAY_COS = 0.95
 
 
 @dataclasses.dataclass
@@ -77,6 +91,7 @@ class Setup:
     expected: float  # the teacher's complexity (nan: no count, e.g. tanh)
     description: str
     rtol: float = 1e-6
+    solver: str | None = None  # None: the default ("auto")
     metric_kwargs: dict = dataclasses.field(default_factory=dict)
 
 
@@ -108,6 +123,36 @@ def _teacher_data(activation, directions, strengths, num, key):
     return gf.Dataset(x, np.asarray(jax.vmap(teacher)(x)))
 
 
+def _relu_conv_teacher(length, kernel_size, strengths, key):
+    """A ReLU conv teacher: orthonormal kernels, kernel h read out at position h only."""
+    h = len(strengths)
+    q, _ = np.linalg.qr(np.asarray(jax.random.normal(key, (kernel_size, h), jnp.float64)))
+    teacher = gf.models.Conv1D(length, h, kernel_size, 1, "relu", 1.0, stride=kernel_size, key=key)
+    readout = np.eye(h, teacher.positions) * np.asarray(strengths, float)[:, None]
+    return eqx.tree_at(
+        lambda m: (m.kernels, m.readout), teacher, (jnp.asarray(q.T), jnp.asarray(readout)[None])
+    )
+
+
+def _conv2d_teacher_data(side, kernel_size, strengths, key):
+    """Exactly whitened images (P = side² examples) labelled by a linear Conv2D teacher with
+    orthonormal kernels and readouts: at stride = kernel size the windows are whitened too, so
+    L = ½‖M* − M‖² with the singular values of M* = `strengths` (Type I)."""
+    h, p = len(strengths), side * side
+    k_x, k_k, k_r = jax.random.split(key, 3)
+    x = np.sqrt(p) * np.linalg.qr(np.asarray(jax.random.normal(k_x, (p, p), jnp.float64)))[0]
+    teacher = gf.models.Conv2D(side, h, kernel_size, 1, "linear", 1.0, stride=kernel_size,
+                               key=key)  # fmt: skip
+    kernels = np.linalg.qr(np.asarray(jax.random.normal(k_k, (kernel_size**2, h))))[0].T
+    readout = np.linalg.qr(np.asarray(jax.random.normal(k_r, (teacher.positions, h))))[0].T
+    readout = readout * np.asarray(strengths, float)[:, None]
+    teacher = eqx.tree_at(
+        lambda m: (m.kernels, m.readout), teacher,
+        (jnp.asarray(kernels), jnp.asarray(readout)[None]),
+    )  # fmt: skip
+    return gf.Dataset(x, np.asarray(jax.vmap(teacher)(jnp.asarray(x))))
+
+
 def build(name: str, tiny: bool = False, seed: int = 0) -> Setup:
     """The model at init, data, loss and horizon of one architecture (`tiny`: smaller, faster)."""
     k_data, k_model = jax.random.split(jax.random.key(seed))
@@ -126,6 +171,21 @@ def build(name: str, tiny: bool = False, seed: int = 0) -> Setup:
         return Setup(
             model, data, mse, 150.0, len(targets), f"ReLU FC, width {width}, targets {targets}"
         )
+    if name == "relu_kinks":
+        # Two kinks with slopes of different size and sign: each is its own ReLU ray, the
+        # steeper one (kink 0, slope 2, a > 0) escapes first, then the one at -1/4 (slope -1,
+        # a < 0). Kinks count among grown units, inside the data range
+        # (`complexity` receives the data).
+        num = 12 if tiny else 20
+        x = np.linspace(-1.0, 1.0, num)
+        data = gf.Dataset(x, 2.0 * np.maximum(x, 0.0) - np.maximum(-x - 0.25, 0.0))
+        width, eps = (8, 1e-12) if tiny else (20, 1e-12)
+        model = gf.models.TwoLayer(1, width, 1, "relu", bias=True, init_scale=eps, key=k_model)
+        return Setup(
+            model, data, mse, 1000.0, len(RELU_KINKS),
+            f"ReLU FC with bias, width {width}, {num} points, kinks at {RELU_KINKS}",
+            solver="tsit5" if tiny else None,
+        )  # fmt: skip
     if name == "conv":
         strengths = [2.0, 1.0]
         kernels, eps = (3, 1e-6) if tiny else (8, 1e-6)
@@ -134,6 +194,32 @@ def build(name: str, tiny: bool = False, seed: int = 0) -> Setup:
         return Setup(
             model, data, mse, 60.0, len(strengths),
             f"linear conv, {kernels} kernels of size 4, strengths {strengths}",
+        )  # fmt: skip
+    if name == "relu_conv":
+        # The exact Gaussian-input loss (arc-cosine kernel, windows independent at stride =
+        # kernel size): a smooth flow of a few hundred steps. On sampled signals the same
+        # staircase appears, but the flow slides along activation boundaries (a pre-activation
+        # pinned at 0 on a data point) and takes ~3e4 Tsit5 steps; whether the staircase is
+        # clean then also depends on the sample.
+        strengths = [3.0, 1.0]
+        kernels = 4 if tiny else 8
+        teacher = _relu_conv_teacher(8, 4, strengths, k_data)
+        model = gf.models.Conv1D(8, kernels, 4, 1, "relu", 1e-8, stride=4, key=k_model)
+        return Setup(
+            model, teacher, gf.data.relu_population_loss, 300.0, len(strengths),
+            f"ReLU conv, {kernels} kernels of size 4, exact Gaussian loss, teacher: "
+            f"orthonormal kernels, strengths {strengths}",
+            solver="tsit5" if tiny else None, metric_kwargs={"cos": RAY_COS},
+        )  # fmt: skip
+    if name == "conv2d":
+        strengths = [2.0, 1.0]
+        kernels = 3 if tiny else 8
+        data = _conv2d_teacher_data(4, 2, strengths, k_data)
+        model = gf.models.Conv2D(4, kernels, 2, 1, "linear", 1e-6, stride=2, key=k_model)
+        return Setup(
+            model, data, mse, 60.0, len(strengths),
+            f"linear 2-D conv, {kernels} kernels 2×2, stride 2, 4×4 whitened images, "
+            f"strengths {strengths}", solver="tsit5" if tiny else None,
         )  # fmt: skip
     if name == "quadratic":
         t = jnp.diag(jnp.array([2.0, -1.0]))
@@ -200,7 +286,7 @@ def run(name: str, tiny: bool = False, save: int = 200) -> Result:
     }
     sol = gf.flow(
         setup.model, setup.data, loss=setup.loss, t1=setup.t1, rtol=setup.rtol, save=save,
-        metrics=metrics, progress=False,
+        metrics=metrics, progress=False, solver=setup.solver, save_params=_planar(setup.model),
     )  # fmt: skip
     if sol.status != "success":
         raise RuntimeError(f"{name}: the flow ended with status {sol.status!r}.")
@@ -217,6 +303,23 @@ def run(name: str, tiny: bool = False, save: int = 200) -> Result:
     return Result(
         name, sol, table, per_plateau, final, setup.expected, staircase, len(table) <= 2,
         _time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _planar(model) -> bool:
+    """2-D-input two-layer nets get unit pictures (their weights are saved along the flow)."""
+    return isinstance(model, gf.models.TwoLayer) and model.in_size == 2
+
+
+def draw_units(result: Result, path) -> None:
+    """First-layer weights as points (rays for ReLU) mid-plateau and at the end."""
+    from gradflow.plot import plot_unit_snapshots
+
+    table = result.table
+    times = [*np.sqrt(table.start * table.end)[:-1], float(result.sol.t_final)]
+    plot_unit_snapshots(
+        result.sol, times, path, rays=result.sol.model.activation == "relu",
+        suptitle=f"{result.name}: first-layer weights on each plateau (size: |readout|)",
     )  # fmt: skip
 
 
@@ -272,6 +375,8 @@ def main(argv=None, *, which=ALL, tiny=False):
     for name in names:
         res = run(name, tiny)
         draw(res, build(name, tiny).description, out / f"{name}.png")
+        if _planar(res.sol.model):
+            draw_units(res, out / f"{name}_units.png")
         results[name] = res
         if name in SINGLE_DROP:
             verdict = ("single drop" if res.single_drop else "NOT a single drop") + " (expected)"

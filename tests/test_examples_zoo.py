@@ -20,6 +20,8 @@ def _load(name):
 
 def _check(name, res, out):
     assert (out / f"{name}.png").stat().st_size > 0
+    if getattr(res.sol.model, "in_size", None) == 2:  # 2-D inputs: unit pictures as well
+        assert (out / f"{name}_units.png").stat().st_size > 0
     assert res.sol.status == "success"
     if name == "tanh":  # the negative control: one drop, then a slow smooth decrease
         assert res.num_plateaus == 2 and res.single_drop
@@ -55,3 +57,17 @@ def test_zoo_all_architectures(tmp_path):
     assert tuple(results) == mod.ALL
     for name, res in results.items():
         _check(name, res, tmp_path)
+
+
+def test_zoo_relu_kinks_and_relu_conv_staircases(tmp_path):
+    # Type II: 1-D ReLU with bias gains one kink per plateau (0 -> 1 -> 2, at the teacher's
+    # kinks 0 and -1/4), the ReLU conv net one kernel ray per plateau (0 -> 1 -> 2)
+    mod = _load("architectures")
+    results = mod.main(["--out", str(tmp_path)], which=("relu_kinks", "relu_conv"), tiny=True)
+    for name, res in results.items():
+        _check(name, res, tmp_path)
+        assert res.expected == 2 and res.num_plateaus == 3
+    m = results["relu_kinks"].sol.model
+    grown = np.asarray(m.units()) > mod.TAU
+    kinks = np.unique(np.round(-np.asarray(m.b)[grown] / np.asarray(m.w[:, 0])[grown], 3))
+    np.testing.assert_allclose(np.sort(kinks), np.sort(mod.RELU_KINKS), atol=2e-3)

@@ -203,6 +203,10 @@ def _zoo(key):
     deep = gf.models.DeepReLU(2, 5, 1, 3, 0.7, bias=True, key=key)
     deep = _deep_relu_copy(_deep_relu_copy(deep, 0, 1, 1.0), 2, 3, 2.5)
     cases.append((_deep_relu_copy(deep, 4, 4, 0.0), d2, [(0, 1, 1.0), (2, 3, 2.5), (4, 4, 0.0)]))
+    img = _xs(6, 16, seed=13)
+    conv2d = gf.models.Conv2D(4, 4, 2, 1, "relu", 0.6, stride=2, key=keys[3])
+    conv2d = surgery.zero_unit(surgery.copy_unit(conv2d, 0, 1, 2.5), 3)
+    cases.append((conv2d, gf.Dataset(img, np.abs(img).sum(1) - 12), [(0, 1, 2.5), (3, 3, 0.0)]))
     return cases
 
 

@@ -12,6 +12,8 @@ rises by one per saddle-to-saddle transition:
 | `DiagonalLinear` | support size of $\beta$ | $|\beta_i|$ |
 | `DeepReLU` | numerical rank of every weight matrix (a vector) | singular values |
 
+`Conv2D` is measured exactly as `Conv1D` (linear: rank of `kernel_map()`; ReLU: rays).
+
 **Thresholds.** A size $m_i$ counts when $m_i > \max(\mathrm{rel}\cdot\max_j m_j,\ \tau)$:
 relative to the largest unit (default `rel = 0.1`) and absolute $\tau$. The absolute part is
 what separates "grown" from "still at the init scale", so set it by one of
@@ -42,6 +44,7 @@ import jax.numpy as jnp
 
 from ..models import (
     Conv1D,
+    Conv2D,
     DeepLinear,
     DeepReLU,
     DiagonalLinear,
@@ -318,6 +321,7 @@ def head_directions(model, *, basis=None) -> jax.Array:
 
 
 register_complexity(Conv1D, _conv_sizes, _conv)
+register_complexity(Conv2D, _conv_sizes, _conv)  # same fields: kernels, readout, kernel_map
 register_complexity(MergedAttention, _merged_sizes, _merged)
 register_complexity(SeparateAttention, lambda m: m.units(), _heads)
 register_complexity(SoftmaxAttention, lambda m: m.units(), _heads)

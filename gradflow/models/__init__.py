@@ -6,6 +6,7 @@ from .attention import MergedAttention as MergedAttention
 from .attention import SeparateAttention as SeparateAttention
 from .attention import SoftmaxAttention as SoftmaxAttention
 from .conv import Conv1D as Conv1D
+from .conv2d import Conv2D as Conv2D
 from .deep_linear import DeepLinear as DeepLinear
 from .deep_relu import DeepReLU as DeepReLU
 from .diagonal import DiagonalLinear as DiagonalLinear
