@@ -32,11 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output (default: %(default)s)")
     p.add_argument("--cases", nargs="*", default=None,
                    help="only cases whose name matches one of these glob patterns")  # fmt: skip
-    p.add_argument("--methods", nargs="*", default=None,
-                   help="only methods matching these globs (gradflow, diffrax_tsit5, "
-                        "diffrax_kvaerno5, scipy_lsoda, scipy_bdf, gd, torchdiffeq, progress)")
-    p.add_argument("--t1", type=float, default=None,
-                   help="override every case's final time (smoke tests; targets meaningless)")
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        help="only methods matching these globs (gradflow, diffrax_tsit5, "
+        "diffrax_kvaerno5, scipy_lsoda, scipy_bdf, gd, torchdiffeq, progress)",
+    )
+    p.add_argument(
+        "--t1",
+        type=float,
+        default=None,
+        help="override every case's final time (smoke tests; targets meaningless)",
+    )
     p.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p
@@ -58,7 +66,9 @@ def main(argv=None) -> int:
         cases = [c for c in cases if any(fnmatch.fnmatch(c.name, pat) for pat in args.cases)]
     if args.list or not cases:
         for c in CASES:
-            print(f"{c.name:<12} depth {c.depth} σ={c.sigma:g} T={c.t1:g} modes={c.modes}")
+            print(
+                f"{c.name:<12} {c.kind} depth {c.depth} σ={c.sigma:g} T={c.t1:g} modes={c.modes}"
+            )
         return 0 if args.list else 2
     common.SLOW_S = 5.0 if args.mode == "quick" else 60.0
     start = time.perf_counter()

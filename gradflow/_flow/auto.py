@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from .rkc import RKC
+from .sliding import project_kink_error
 
 EXPLICIT, STIFF = 0, 1
 
@@ -48,6 +49,12 @@ class Auto(dfx.AbstractAdaptiveSolver):
     - `to_stiff`: switch to RKC when $h\\rho$ exceeds this (default 2.5).
     - `to_explicit`: switch back when $1.54\\,h\\hat\\rho$ falls below this (default 3.0).
     - `patience`: consecutive confirmations needed for a switch (default 3).
+    - `stiff_error_scale`: factor on RKC's error estimate (default 1).
+    - `sliding`: in explicit mode, do not control the error along the jump of an attracting
+      kink (a ReLU kink held at a data point; `gradflow._flow.sliding`), default `True`.
+    - `sliding_max_h_rho`: only while $h\\rho$ is below this (default 2.0, inside Tsit5's
+      stability interval $h\\lambda < 3.5$).
+    - `sliding_directions`: kinks handled per step (default 2).
     """
 
     stiff: RKC = RKC()
@@ -56,6 +63,9 @@ class Auto(dfx.AbstractAdaptiveSolver):
     to_explicit: float = 3.0
     patience: int = 3
     stiff_error_scale: float = 1.0
+    sliding: bool = True
+    sliding_max_h_rho: float = 2.0
+    sliding_directions: int = 2
 
     term_structure: ClassVar = dfx.AbstractTerm
     interpolation_cls: ClassVar[Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]] = (
@@ -82,6 +92,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_explicit_steps": i32(0),
             "num_vf": i32(1),  # Tsit5's first slope (RKC's init counts its own)
             "num_jvp": i32(0),
+            "num_sliding_steps": i32(0),
         }
         return i32(EXPLICIT), ex_state, st_state, i32(0), i32(0), counts
 
@@ -103,6 +114,12 @@ class Auto(dfx.AbstractAdaptiveSolver):
             n_it = jnp.where(check, self.stiff.power_iters, 0)
             rho_new, v = self.stiff._power(terms, t0, y0, args, v, n_it)
             rho = jnp.where(check, jnp.maximum(rho_new, 0.0), rho)
+            slide = jnp.asarray(0, jnp.int32)
+            if self.sliding:
+                err, slide = project_kink_error(
+                    err, k, y0, y1, h, rho, self.sliding_max_h_rho, self.sliding_directions
+                )
+                slide = jnp.minimum(slide, 1)
             stiff_now = jnp.abs(h) * rho > self.to_stiff
             new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
             switch = new_streak >= self.patience
@@ -113,7 +130,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
             dense = dict(y0=y0, y1=y1, k0=k0, k1=k1)
             work = (jnp.asarray(6, jnp.int32), n_it.astype(jnp.int32))  # Tsit5 is FSAL: 6 new
             out = (new_mode, ex_new, st_new, out_streak, out_age)
-            return y1, err, dense, out, res, work
+            return y1, err, dense, out, res, work + (slide.astype(jnp.int32),)
 
         def stiff_step(_):
             y1, err, dense, st_new, res = self.stiff.step(
@@ -128,10 +145,11 @@ class Auto(dfx.AbstractAdaptiveSolver):
             new_mode = jnp.where(switch, EXPLICIT, STIFF)
             out_streak = jnp.where(switch, 0, new_streak)
             work = (jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))  # counted by RKC
+            work = work + (jnp.asarray(0, jnp.int32),)
             return y1, err, dense, (new_mode, ex_new, st_new, out_streak, age), res, work
 
-        y1, err, dense, (new_mode, ex_new, st_new, streak, age), res, (n_vf, n_jvp) = jax.lax.cond(
-            mode == EXPLICIT, explicit_step, stiff_step, None
+        y1, err, dense, (new_mode, ex_new, st_new, streak, age), res, (n_vf, n_jvp, n_sl) = (
+            jax.lax.cond(mode == EXPLICIT, explicit_step, stiff_step, None)
         )
         counts = {
             "num_switches": counts["num_switches"] + (new_mode != mode),
@@ -139,6 +157,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_explicit_steps": counts["num_explicit_steps"] + (mode == EXPLICIT),
             "num_vf": counts["num_vf"] + n_vf,
             "num_jvp": counts["num_jvp"] + n_jvp,
+            "num_sliding_steps": counts["num_sliding_steps"] + n_sl,
         }
         return y1, err, dense, (new_mode, ex_new, st_new, streak, age, counts), res
 
@@ -151,6 +170,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_jvp": counts["num_jvp"] + rkc["num_jvp"],
             "num_switches": counts["num_switches"],
             "num_stiff_steps": counts["num_stiff_steps"],
+            "num_sliding_steps": counts["num_sliding_steps"],
         }
 
     def func(self, terms, t0, y0, args):
