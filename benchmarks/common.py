@@ -29,16 +29,22 @@ def mse_params(params, args):
     return gf.losses.mse(eqx.combine(params, static), data)
 
 
+def quadratic_loss(model, data):
+    """The population loss of a quadratic net; the teacher matrix T is `data.x` (`gf.gd`
+    needs a dataset with an `x`, so T travels as `gf.Dataset(T, T)`)."""
+    return gf.data.quadratic_population_loss(model, data.x)
+
+
 def quadratic_params(params, args):
-    """The population loss of a quadratic net (`gf.data.quadratic_population_loss`)."""
-    static, teacher = args
-    return gf.data.quadratic_population_loss(eqx.combine(params, static), teacher)
+    """`quadratic_loss` over `(params, (static, data))`."""
+    static, data = args
+    return quadratic_loss(eqx.combine(params, static), data)
 
 
 #: `(params, args)` losses by problem kind; each equals the `loss(model, data)` of `LOSSES`.
 PARAM_LOSSES = {"deep_linear": mse_params, "relu": mse_params, "quadratic": quadratic_params}
 LOSSES = {"deep_linear": gf.losses.mse, "relu": gf.losses.mse,
-          "quadratic": gf.data.quadratic_population_loss}  # fmt: skip
+          "quadratic": quadratic_loss}  # fmt: skip
 
 #: 2-layer ReLU case: 1-D data `gf.data.stewart(40)` (Boursier & Flammarion's "Stewart"
 #: targets), width 20, hidden bias, i.i.d. N(0, σ²) init.
@@ -99,7 +105,8 @@ def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear")
                                    key=key)  # fmt: skip
         levels = None
     elif kind == "quadratic":
-        data = jax.numpy.diag(jax.numpy.asarray(QUAD_TEACHER))
+        teacher = np.diag(np.asarray(QUAD_TEACHER))
+        data = gf.Dataset(teacher, teacher)
         model = gf.models.TwoLayer(len(QUAD_TEACHER), QUAD_WIDTH, 1, "quadratic",
                                    init_scale=sigma, key=key)  # fmt: skip
         levels = np.asarray(QUAD_LEVELS)

@@ -85,7 +85,17 @@ CASES = [
         reference="gd",
         ref_lr=2.5e-4,
         methods=("gradflow", "diffrax_tsit5", "gd"),
-    ),
+    ),  # fmt: skip
+    # Type III: quadratic net on the V5 teacher diag(2, −1) (population loss). Plateaus last
+    # ∝ 1/σ (drops at t ≈ 1955 and 3339 here); T covers both and part of the stiff tail.
+    Case(
+        "quad_s1e-4",
+        2,
+        1e-4,
+        5000.0,
+        kind="quadratic",
+        methods=("gradflow", "diffrax_tsit5", "scipy_lsoda", "gd"),
+    ),  # fmt: skip
 ]
 # Full mode adds Kvaerno5 on 2-layer σ = 1e-9 and 3-layer σ = 1e-3, and torchdiffeq on the
 # 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget).

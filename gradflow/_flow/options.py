@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,6 +54,14 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
     if isinstance(solver, Auto | RKC):
         return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3, norm=optx.max_norm)
     return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
+
+
+def with_tolerances(solver, rtol, atol):
+    """Give `Auto` the default controller's tolerances (for its stiff-mode error scaling)."""
+    if isinstance(solver, Auto) and solver.atol is None:
+        return eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (rtol, atol),
+                           is_leaf=lambda x: x is None)  # fmt: skip
+    return solver
 
 
 def resolve_solver(solver) -> dfx.AbstractSolver:

@@ -22,6 +22,7 @@ from .options import (
     evals_per_step,
     resolve_save,
     resolve_solver,
+    with_tolerances,
 )
 from .solution import (
     DIVERGED,
@@ -100,6 +101,7 @@ def _solve(
         atol = default_atol(params, rtol)
     if controller is None:
         controller = default_controller(solver, rtol, atol)
+        solver = with_tolerances(solver, rtol, atol)
     # The guard checks every accepted step for divergence (and step-size collapse) at the
     # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
     # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
