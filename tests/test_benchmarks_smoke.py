@@ -43,4 +43,4 @@ def test_smallest_case_end_to_end(tmp_path, monkeypatch):
     flow = next(r for r in case["rows"] if r["method"] == "gradflow")
     assert flow["status"] == "success" and flow["num_steps"] > 0
     targets = {t["target"] for t in result["targets"]}
-    assert len(targets) == 5
+    assert len(targets) == 11

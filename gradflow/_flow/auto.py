@@ -57,6 +57,12 @@ class Auto(dfx.AbstractAdaptiveSolver):
     - `sliding_max_h_rho`: only while $h\\rho$ is below this (default 2.0, inside Tsit5's
       stability interval $h\\lambda < 3.5$).
     - `sliding_directions`: kinks handled per step (default 2).
+    - `explicit_rms`: until the first stiff phase, judge Tsit5's error in the RMS norm (as
+      `solver="tsit5"` does) instead of the max norm (default `True`). The max norm keeps
+      RKC's long steps honest in the few tiny weights that grow on a later plateau; before
+      any stiffness it only costs steps (2-layer ReLU benchmark 441 → 229, 2-layer linear
+      σ = 1e-9 364 → 267). After the first stiff phase both modes use the max norm: judging
+      errors differently in the two modes made them flip-flop (3-layer: 272 switches).
     - `stiff_atol_factor`: in stiff mode, judge RKC's error as if atol were this times
       smaller (default 0.1); needs `rtol`/`atol`, which `gf.solve_flow` fills in from its
       default controller (with your own controller, RKC's error is passed on unchanged).
@@ -72,6 +78,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
     sliding_max_h_rho: float = 2.0
     sliding_directions: int = 2
     stiff_atol_factor: float = 0.1
+    explicit_rms: bool = True
     rtol: float | None = None
     atol: jax.Array | float | None = None
 
@@ -128,6 +135,11 @@ class Auto(dfx.AbstractAdaptiveSolver):
                     err, k, y0, y1, h, rho, self.sliding_max_h_rho, self.sliding_directions
                 )
                 slide = jnp.minimum(slide, 1)
+            if self.explicit_rms and self.atol is not None:
+                # RMS until the first stiff phase, the max norm from then on (see `Auto`)
+                first = counts["num_switches"] == 0
+                rms = self._rms_equivalent(err, y0, y1)
+                err = jax.tree.map(lambda a, b: jnp.where(first, a, b), rms, err)
             stiff_now = jnp.abs(h) * rho > self.to_stiff
             new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
             switch = new_streak >= self.patience
@@ -170,6 +182,16 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_sliding_steps": counts["num_sliding_steps"] + n_sl,
         }
         return y1, err, dense, (new_mode, ex_new, st_new, streak, age, counts), res
+
+    def _rms_equivalent(self, err, y0, y1):
+        """An error whose max norm (the controller's) is the RMS norm of `err` (scaled by
+        the controller's tolerances, atol + rtol·max(|y0|, |y1|))."""
+        tol = jax.tree.map(
+            lambda a, b: self.atol + self.rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)), y0, y1
+        )
+        sq = sum(jnp.sum(jnp.square(e / s)) for e, s in zip(*map(jax.tree.leaves, (err, tol))))
+        rms = jnp.sqrt(sq / max(sum(x.size for x in jax.tree.leaves(err)), 1))
+        return jax.tree.map(lambda s: (rms * s).astype(s.dtype), tol)
 
     def _tighter_atol(self, err, y0, y1):
         """RKC's error as the controller would judge it with atol × `stiff_atol_factor`.
