@@ -118,7 +118,7 @@ def targets(result: dict) -> list[dict]:
     if c and _row(c, "gradflow"):
         v = {c["name"]: abs(_row(c, "gradflow")["final_loss"] - c["reference"]["final_loss"])}
     worst = max(v.values()) if v else None
-    add("|final loss − small-lr GD reference| (2-layer ReLU)", "≤ 1e-6", v, worst,
+    add("final loss: distance to the small-lr GD reference (2-layer ReLU)", "≤ 1e-6", v, worst,
         None if worst is None else worst <= 1e-6)  # fmt: skip
     v = {c["name"]: _row(c, "gradflow")["drop_err"] for c in result["cases"]
          if c.get("depth") == 3 and _row(c, "gradflow")}  # fmt: skip
