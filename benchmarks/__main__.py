@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", dest="mode", action="store_const", const="quick",
                    help="the quick cases (default; < 5 min on 2 cores)")  # fmt: skip
     g.add_argument("--full", dest="mode", action="store_const", const="full",
-                   help="all cases, including 3-layer σ = 1e-6 (long)")  # fmt: skip
+                   help="all cases, including 3-layer σ = 1e-6 (long), and the width "
+                        "sweep (benchmarks.width)")  # fmt: skip
     p.set_defaults(mode="quick")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output (default: %(default)s)")
     p.add_argument("--cases", nargs="*", default=None,
@@ -99,6 +100,11 @@ def main(argv=None) -> int:
     print(report.targets_md(result))
     if not args.no_readme:
         report.update_readme(result)
+    if args.mode == "full" and not args.cases and args.t1 is None:
+        # the width sweep (its own subprocesses, its own table): full mode only
+        from . import width
+
+        return width.main(["--no-readme"] if args.no_readme else [])
     return 0
 
 

@@ -83,22 +83,35 @@ def project_kink_error(err, ks, y0, y1, h, rho, max_h_rho, directions=1):
     tiny = jnp.finfo(jnp.result_type(float)).tiny
     k = _flat(ks, lead=1)  # (stages, P)
     scale = jnp.abs(_flat(y0)) + jnp.abs(_flat(y1)) + tiny
-    kt = k / scale  # scaled stages
-    diffs = kt[1:] - kt[:1]
-    et = _flat(err) / scale
     ok = jnp.abs(h) * rho < max_h_rho
-    count = jnp.zeros((), jnp.int32)
-    for _ in range(directions):
+
+    def direction(diffs):
+        """The largest (scaled) stage difference, and whether the field reverses along it."""
         sq = jnp.sum(diffs * diffs, axis=1)
         i = jnp.argmax(sq)
         nd2, d = sq[i], diffs[i]
         # the reversal test in the Euclidean metric, where the jump is normal to the kink
         draw = d * scale
-        slide = ok & (nd2 > 0) & (jnp.dot(draw, k[0]) < 0) & (jnp.dot(draw, k[i + 1]) > 0)
-        inv = jnp.where(slide, 1.0 / jnp.where(nd2 > 0, nd2, 1.0), 0.0)
-        et = et - (jnp.dot(et, d) * inv) * d
-        # remove d from the remaining differences, so that the next direction is a new one
-        diffs = diffs - (diffs @ d * inv)[:, None] * d[None]
-        ok = ok & slide
-        count = count + slide.astype(jnp.int32)
-    return _unflat(et * scale, err), count
+        slide = (nd2 > 0) & (jnp.dot(draw, k[0]) < 0) & (jnp.dot(draw, k[i + 1]) > 0)
+        return d, 1.0 / jnp.where(nd2 > 0, nd2, 1.0), slide
+
+    def project(_):
+        diffs = (k[1:] - k[:1]) / scale
+        et = _flat(err) / scale
+        count = jnp.zeros((), jnp.int32)
+        go = ok
+        for _ in range(directions):
+            d, inv, slide = direction(diffs)
+            slide = go & slide
+            inv = jnp.where(slide, inv, 0.0)
+            et = et - (jnp.dot(et, d) * inv) * d
+            # remove d from the remaining differences, so that the next direction is new
+            diffs = diffs - (diffs @ d * inv)[:, None] * d[None]
+            go = slide
+            count = count + slide.astype(jnp.int32)
+        return _unflat(et * scale, err), count
+
+    # The first test alone is cheap (two passes over the stages); the projection, which
+    # costs several more, runs only on steps that pass it (a few per cent on smooth flows).
+    _, _, first = direction((k[1:] - k[:1]) / scale)
+    return jax.lax.cond(ok & first, project, lambda _: (err, jnp.zeros((), jnp.int32)), None)
