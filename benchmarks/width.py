@@ -121,7 +121,7 @@ def main(argv=None) -> int:
                 f"(d = {D}, σ = 1e-3) over t ∈ [0, {args.t1:g}] at growing width, the default "
                 "solver's time per gradient (or HVP) evaluation against one raw jitted "
                 "`jax.grad`, and each width's peak resident memory (own process; includes "
-                "JAX itself, ≈ 200–300 MB).\n\n" + block + "\n"
+                "JAX itself: ≈ 700 MB at the smallest width).\n\n" + block + "\n"
             )
         readme.write_text(text)
     return 0

@@ -62,7 +62,8 @@ class Auto(dfx.AbstractAdaptiveSolver):
       RKC's long steps honest in the few tiny weights that grow on a later plateau; before
       any stiffness it only costs steps (2-layer ReLU benchmark 441 → 229, 2-layer linear
       σ = 1e-9 364 → 267). After the first stiff phase both modes use the max norm: judging
-      errors differently in the two modes made them flip-flop (3-layer: 272 switches).
+      errors differently in the two modes made them flip-flop (3-layer: 272 switches). Needs
+      `rtol`/`atol`, as below.
     - `stiff_atol_factor`: in stiff mode, judge RKC's error as if atol were this times
       smaller (default 0.1); needs `rtol`/`atol`, which `gf.solve_flow` fills in from its
       default controller (with your own controller, RKC's error is passed on unchanged).

@@ -46,6 +46,8 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
        the growing direction is a handful of tiny weights among many O(1) ones; the RMS norm
        lets their error be √P times the tolerance, which a long-stepping stiff method then
        accumulates (3-layer, σ = 1e-4: transition error 3e-3 with RMS, 2e-5 with max).
+       `Auto` itself judges Tsit5's errors in the RMS norm until its first stiff phase
+       (`Auto.explicit_rms`), and RKC's at atol/10 (`Auto.stiff_atol_factor`).
     3. Implicit solvers keep the I-controller: PERFORMANCE.md measured the PI gains 7× worse
        there at small init.
     """
