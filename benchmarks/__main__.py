@@ -27,16 +27,25 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", dest="mode", action="store_const", const="quick",
                    help="the quick cases (default; < 5 min on 2 cores)")  # fmt: skip
     g.add_argument("--full", dest="mode", action="store_const", const="full",
-                   help="all cases, including 3-layer σ = 1e-6 (long)")  # fmt: skip
+                   help="all cases, including 3-layer σ = 1e-6 (long), and the width "
+                        "sweep (benchmarks.width)")  # fmt: skip
     p.set_defaults(mode="quick")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output (default: %(default)s)")
     p.add_argument("--cases", nargs="*", default=None,
                    help="only cases whose name matches one of these glob patterns")  # fmt: skip
-    p.add_argument("--methods", nargs="*", default=None,
-                   help="only methods matching these globs (gradflow, diffrax_tsit5, "
-                        "diffrax_kvaerno5, scipy_lsoda, scipy_bdf, gd, torchdiffeq, progress)")
-    p.add_argument("--t1", type=float, default=None,
-                   help="override every case's final time (smoke tests; targets meaningless)")
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        help="only methods matching these globs (gradflow, diffrax_tsit5, "
+        "diffrax_kvaerno5, scipy_lsoda, scipy_bdf, gd, torchdiffeq, progress)",
+    )
+    p.add_argument(
+        "--t1",
+        type=float,
+        default=None,
+        help="override every case's final time (smoke tests; targets meaningless)",
+    )
     p.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p
@@ -58,7 +67,9 @@ def main(argv=None) -> int:
         cases = [c for c in cases if any(fnmatch.fnmatch(c.name, pat) for pat in args.cases)]
     if args.list or not cases:
         for c in CASES:
-            print(f"{c.name:<12} depth {c.depth} σ={c.sigma:g} T={c.t1:g} modes={c.modes}")
+            print(
+                f"{c.name:<12} {c.kind} depth {c.depth} σ={c.sigma:g} T={c.t1:g} modes={c.modes}"
+            )
         return 0 if args.list else 2
     common.SLOW_S = 5.0 if args.mode == "quick" else 60.0
     start = time.perf_counter()
@@ -89,6 +100,11 @@ def main(argv=None) -> int:
     print(report.targets_md(result))
     if not args.no_readme:
         report.update_readme(result)
+    if args.mode == "full" and not args.cases and args.t1 is None:
+        # the width sweep (its own subprocesses, its own table): full mode only
+        from . import width
+
+        return width.main(["--no-readme"] if args.no_readme else [])
     return 0
 
 

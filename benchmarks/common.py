@@ -29,40 +29,107 @@ def mse_params(params, args):
     return gf.losses.mse(eqx.combine(params, static), data)
 
 
+def quadratic_loss(model, data):
+    """The population loss of a quadratic net; the teacher matrix T is `data.x` (`gf.gd`
+    needs a dataset with an `x`, so T travels as `gf.Dataset(T, T)`)."""
+    return gf.data.quadratic_population_loss(model, data.x)
+
+
+def quadratic_params(params, args):
+    """`quadratic_loss` over `(params, (static, data))`."""
+    static, data = args
+    return quadratic_loss(eqx.combine(params, static), data)
+
+
+#: `(params, args)` losses by problem kind; each equals the `loss(model, data)` of `LOSSES`.
+PARAM_LOSSES = {"deep_linear": mse_params, "relu": mse_params, "quadratic": quadratic_params}
+LOSSES = {"deep_linear": gf.losses.mse, "relu": gf.losses.mse,
+          "quadratic": quadratic_loss}  # fmt: skip
+
+#: 2-layer ReLU case: 1-D data `gf.data.stewart(40)` (Boursier & Flammarion's "Stewart"
+#: targets), width 20, hidden bias, i.i.d. N(0, σ²) init.
+RELU_POINTS = 40
+RELU_WIDTH = 20
+#: Type III case: quadratic net of width 4 on the V5 teacher T = diag(2, −1) with Gaussian
+#: inputs (population loss); plateau levels 5.5, 4/3, 0 (VALIDATION V5).
+QUAD_TEACHER = (2.0, -1.0)
+QUAD_WIDTH = 4
+QUAD_LEVELS = (5.5, 4.0 / 3.0, 0.0)
+
+
 @dataclass
 class Problem:
     depth: int
     sigma: float
     t1: float
     model: eqx.Module
-    data: gf.Dataset
+    data: object
     params: object
     static: object
     ts: np.ndarray
-    levels: np.ndarray
+    levels: np.ndarray | None
+    kind: str = "deep_linear"
 
     @property
     def args(self):
         return (self.static, self.data)
 
     @property
+    def loss(self):
+        """`loss(model, data)`, as passed to `gf.flow` / `gf.gd`."""
+        return LOSSES[self.kind]
+
+    @property
+    def loss_params(self):
+        """`loss(params, (static, data))`, for the hand-written competitors."""
+        return PARAM_LOSSES[self.kind]
+
+    @property
     def num_params(self) -> int:
         return sum(x.size for x in jax.tree.leaves(self.params))
 
 
-def make_problem(depth: int, sigma: float, t1: float) -> Problem:
-    data = gf.data.linear_teacher(
-        list(SINGULAR_VALUES), in_size=D, out_size=D, key=jax.random.key(DATA_SEED)
-    )
-    model = gf.models.DeepLinear(D, WIDTH, D, depth, sigma, key=jax.random.key(INIT_SEED))
+def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear") -> Problem:
+    """The problem of a case. Deep linear and quadratic plateau levels come from theory; the
+    ReLU levels (`None` here) are measured on the reference solution by `run_case`."""
+    key = jax.random.key(INIT_SEED)
+    if kind == "deep_linear":
+        data = gf.data.linear_teacher(
+            list(SINGULAR_VALUES), in_size=D, out_size=D, key=jax.random.key(DATA_SEED)
+        )
+        model = gf.models.DeepLinear(D, WIDTH, D, depth, sigma, key=key)
+        levels = gf.theory.plateau_levels(np.array(SINGULAR_VALUES))
+    elif kind == "relu":
+        data = gf.data.stewart(RELU_POINTS, key=jax.random.key(DATA_SEED))
+        model = gf.models.TwoLayer(1, RELU_WIDTH, 1, "relu", bias=True, init_scale=sigma,
+                                   key=key)  # fmt: skip
+        levels = None
+    elif kind == "quadratic":
+        teacher = np.diag(np.asarray(QUAD_TEACHER))
+        data = gf.Dataset(teacher, teacher)
+        model = gf.models.TwoLayer(len(QUAD_TEACHER), QUAD_WIDTH, 1, "quadratic",
+                                   init_scale=sigma, key=key)  # fmt: skip
+        levels = np.asarray(QUAD_LEVELS)
+    else:
+        raise ValueError(f"unknown problem kind {kind!r}")
     params, static = eqx.partition(model, eqx.is_inexact_array)
     ts = gf.log_grid(t1, N_SAVE)
-    levels = gf.theory.plateau_levels(np.array(SINGULAR_VALUES))
-    return Problem(depth, sigma, t1, model, data, params, static, ts, levels)
+    return Problem(depth, sigma, t1, model, data, params, static, ts, levels, kind)
+
+
+def measured_levels(t, loss) -> np.ndarray:
+    """Plateau levels detected on a (reference) loss curve, `gf.analysis.plateaus` without
+    predictions; the last level is the final loss."""
+    t, loss = np.asarray(t, float), np.asarray(loss, float)
+    ok = np.isfinite(t) & np.isfinite(loss)
+    table = gf.analysis.plateaus(t=t[ok], loss=loss[ok])
+    return np.asarray(table.level, float)
 
 
 def drop_times(problem: Problem, t, loss) -> np.ndarray:
     """Drop times (first crossings of the level midpoints) via `gf.analysis.plateaus`."""
+    if problem.levels is None:
+        raise ValueError("the problem's plateau levels are not set (measure them first)")
     t, loss = np.asarray(t, float), np.asarray(loss, float)
     ok = np.isfinite(t) & np.isfinite(loss)
     if ok.sum() < 4:
@@ -147,8 +214,15 @@ def timed_group(fns: dict, repeats: int = 3) -> dict:
             total += dt
         n += 1
     return {
-        name: (outs[name], {"first_s": first[name], "run_s": best[name],
-                            "compile_s": max(first[name] - best[name], 0.0), "repeats": n,
-                            "interleaved": list(fns)})  # fmt: skip
+        name: (
+            outs[name],
+            {
+                "first_s": first[name],
+                "run_s": best[name],
+                "compile_s": max(first[name] - best[name], 0.0),
+                "repeats": n,
+                "interleaved": list(fns),
+            },
+        )  # fmt: skip
         for name in fns
     }

@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 import gradflow as gf
 from gradflow._flow.options import default_atol, evals_per_step
 
-from .common import Problem, mse_params, timed
+from .common import Problem, timed
 
 RTOL = 1e-6
 
@@ -57,10 +57,10 @@ def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progres
             # the live line goes to a throwaway stream: we time the callbacks, not a terminal
             with contextlib.redirect_stderr(io.StringIO()):
                 return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
-                               solver=solver, rtol=rtol, atol=atol, progress=True,
-                               max_steps=max_steps)  # fmt: skip
+                               loss=problem.loss, solver=solver, rtol=rtol, atol=atol,
+                               progress=True, max_steps=max_steps)  # fmt: skip
         return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
-                       solver=solver, rtol=rtol, atol=atol, progress=False,
+                       loss=problem.loss, solver=solver, rtol=rtol, atol=atol, progress=False,
                        max_steps=max_steps)  # fmt: skip
 
     if repeats is None:
@@ -70,34 +70,58 @@ def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progres
 
 def _gradflow_row(sol, timing) -> dict:
     evals = int(sol.stats["num_grad_evals"])
+    extra = {k: int(sol.stats[k]) for k in ("num_rejected", "num_stiff_steps",
+             "num_sliding_steps", "num_switches", "num_hvp_evals") if k in sol.stats}  # fmt: skip
     return _row(sol.t, sol.loss, sol.stats["num_steps"], evals if evals >= 0 else None,
-                sol.status, timing, params=sol.params)  # fmt: skip
+                sol.status, timing, params=sol.params, **extra)  # fmt: skip
 
 
-def reference(problem: Problem, kind: str = "dopri8") -> dict:
-    """Reference solution: gradflow Dopri8 at rtol 1e-12, atol 1e-9·σ (or LSODA 1e-10)."""
+def reference(problem: Problem, kind: str = "dopri8", lr: float | None = None) -> dict:
+    """Reference solution: gradflow Dopri8 at rtol 1e-12, atol 1e-9·σ (or LSODA 1e-10, or
+    small-lr GD, see `reference_gd`)."""
     if kind == "dopri8":
         return run_gradflow(problem, solver="dopri8", rtol=1e-12, atol=1e-9 * problem.sigma,
                             max_steps=10_000_000, repeats=0)  # fmt: skip
     if kind == "lsoda":
         return run_scipy(problem, "LSODA", rtol=1e-10, atol=1e-9 * problem.sigma, jac=True,
                          repeats=0)  # fmt: skip
+    if kind == "gd":
+        return reference_gd(problem, lr)
     raise ValueError(kind)
+
+
+def reference_gd(problem: Problem, lr: float) -> dict:
+    """Small-lr GD as the reference of a non-smooth flow (ReLU): the loss curve and final
+    state of GD at `lr`, and drop times Richardson-extrapolated to lr → 0 from the runs at
+    `lr` and `2 lr` (GD's drop times are first order in lr: 2 t(lr) − t(2 lr)).
+
+    The drops need the plateau levels; when the problem has none they are measured on this
+    run's loss curve and stored in the problem (`problem.levels`).
+    """
+    from .common import drop_times, measured_levels
+
+    fine = run_gd(problem, lr, repeats=0)
+    coarse = run_gd(problem, 2 * lr, repeats=0)
+    if problem.levels is None:
+        problem.levels = measured_levels(fine["t"], fine["loss"])
+    d1 = drop_times(problem, fine["t"], fine["loss"])
+    d2 = drop_times(problem, coarse["t"], coarse["loss"])
+    fine["drops"] = 2 * d1 - d2
+    fine["drops_unextrapolated"] = d1
+    return fine
 
 
 # --------------------------------------------------------------------------- diffrax by hand
 @eqx.filter_jit
-def _diffrax_solve(y0, args, ts, t1, atol, *, solver, rtol, pi, max_steps):
-    term = dfx.ODETerm(
-        lambda t, y, a: jax.tree.map(jnp.negative, jax.grad(mse_params)(y, a))
-    )
+def _diffrax_solve(y0, args, ts, t1, atol, *, loss, solver, rtol, pi, max_steps):
+    term = dfx.ODETerm(lambda t, y, a: jax.tree.map(jnp.negative, jax.grad(loss)(y, a)))
     if pi:
         ctrl = dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
     else:
         ctrl = dfx.PIDController(rtol=rtol, atol=atol)
     sol = dfx.diffeqsolve(
         term, solver, 0.0, t1, None, y0, args,
-        saveat=dfx.SaveAt(ts=ts, fn=lambda t, y, a: mse_params(y, a)),
+        saveat=dfx.SaveAt(ts=ts, fn=lambda t, y, a: loss(y, a)),
         stepsize_controller=ctrl, max_steps=max_steps, throw=False,
     )  # fmt: skip
     return sol.ts, sol.ys, sol.stats["num_steps"], sol.result
@@ -113,8 +137,8 @@ def run_diffrax(problem: Problem, solver: str = "tsit5", *, rtol=RTOL, max_steps
 
     def call():
         return _diffrax_solve(problem.params, problem.args, jnp.asarray(problem.ts),
-                              jnp.asarray(problem.t1), jnp.asarray(atol), solver=s, rtol=rtol,
-                              pi=pi, max_steps=max_steps)  # fmt: skip
+                              jnp.asarray(problem.t1), jnp.asarray(atol), loss=problem.loss_params,
+                              solver=s, rtol=rtol, pi=pi, max_steps=max_steps)  # fmt: skip
 
     def finish(out, timing):
         return _diffrax_row(s, out, timing, max_steps)
@@ -142,7 +166,7 @@ def _flat_functions(problem: Problem):
     args = problem.args
 
     def loss_flat(v):
-        return mse_params(unravel(v), args)
+        return problem.loss_params(unravel(v), args)
 
     rhs = jax.jit(lambda v: -jax.grad(loss_flat)(v))
     jac = jax.jit(lambda v: -jax.hessian(loss_flat)(v))
@@ -177,7 +201,7 @@ def run_scipy(problem: Problem, method: str, *, rtol=RTOL, atol=None, jac=False,
 def lambda_max(problem: Problem, params) -> float:
     """Largest Hessian eigenvalue of the loss at `params` (dense `jax.hessian`, `eigvalsh`)."""
     flat, unravel = ravel_pytree(params)
-    h = jax.hessian(lambda v: mse_params(unravel(v), problem.args))(flat)
+    h = jax.hessian(lambda v: problem.loss_params(unravel(v), problem.args))(flat)
     return float(np.linalg.eigvalsh(np.asarray(h))[-1])
 
 
@@ -190,11 +214,14 @@ def run_gd(problem: Problem, lr: float, *, repeats=3) -> dict:
     opt = optax.sgd(lr)
 
     def call():
-        return gf.gd(problem.model, problem.data, opt, t1=problem.t1, save=problem.ts)
+        return gf.gd(
+            problem.model, problem.data, opt, t1=problem.t1, save=problem.ts, loss=problem.loss
+        )
 
     sol, timing = timed(call, repeats=repeats)
     steps = int(sol.stats["num_steps"])
-    return _row(sol.t, sol.loss, steps, steps, sol.status, timing, lr=lr)
+    return _row(sol.t, sol.loss, steps, steps, sol.status, timing, lr=lr,
+                params=sol.params)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- torchdiffeq
@@ -246,6 +273,12 @@ def run_torchdiffeq(problem: Problem, *, rtol=RTOL, repeats=3) -> dict:
         return loss.numpy()
 
     loss, timing = timed(call, repeats=repeats, clear=False)
-    return _row(problem.ts, loss, None, counter["nfe"], "success", timing,
-                note=f"torch threads: {torch.get_num_threads()}")
-
+    return _row(
+        problem.ts,
+        loss,
+        None,
+        counter["nfe"],
+        "success",
+        timing,
+        note=f"torch threads: {torch.get_num_threads()}",
+    )

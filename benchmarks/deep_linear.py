@@ -35,22 +35,68 @@ class Case:
     methods: tuple[str, ...] = ALL
     reference: str = "dopri8"
     kvaerno_max_steps: int = 20_000
+    kind: str = "deep_linear"
+    #: learning rate of a "gd" reference
+    ref_lr: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
 CASES = [
     Case("dl2_s1e-3", 2, 1e-3, 60.0),
     Case("dl2_s1e-6", 2, 1e-6, 60.0),
-    Case("dl2_s1e-9", 2, 1e-9, 60.0,
-         methods=tuple(m for m in ALL if m != "diffrax_kvaerno5")),
+    Case("dl2_s1e-9", 2, 1e-9, 60.0, methods=tuple(m for m in ALL if m != "diffrax_kvaerno5")),
     Case("dl2_s1e-12", 2, 1e-12, 60.0, methods=("gradflow", "diffrax_tsit5")),
-    Case("dl3_s1e-3", 3, 1e-3, 1150.0,
-         methods=tuple(m for m in ALL if m not in ("diffrax_kvaerno5", "torchdiffeq"))),
+    Case(
+        "dl3_s1e-3",
+        3,
+        1e-3,
+        1150.0,
+        methods=tuple(m for m in ALL if m not in ("diffrax_kvaerno5", "torchdiffeq")),
+    ),
+    Case("dl3_s1e-4", 3, 1e-4, 11500.0, methods=("gradflow", "diffrax_tsit5", "gd")),  # fmt: skip
     # full mode only: Tsit5 needs ~8e6 steps here (PERFORMANCE.md); the Dopri8 reference would
     # need more, so the reference is LSODA at rtol 1e-10 with the JAX Hessian as Jacobian.
-    Case("dl3_s1e-6", 3, 1e-6, 1.15e6, modes=("full",), reference="lsoda",
-         methods=("gradflow", "diffrax_tsit5", "diffrax_kvaerno5", "scipy_lsoda", "scipy_bdf",
-                  "gd"), kvaerno_max_steps=200_000),  # fmt: skip
+    Case(
+        "dl3_s1e-6",
+        3,
+        1e-6,
+        1.15e6,
+        modes=("full",),
+        reference="lsoda",
+        methods=(
+            "gradflow",
+            "diffrax_tsit5",
+            "diffrax_kvaerno5",
+            "scipy_lsoda",
+            "scipy_bdf",
+            "gd",
+        ),
+        kvaerno_max_steps=200_000,
+    ),  # fmt: skip
+    # 2-layer ReLU on 1-D data (the issue's non-smooth case): kinks cross data points and
+    # tiny units slide along them. The reference is small-lr GD (a Dopri8 reference would
+    # chatter at rtol 1e-12); SciPy's implicit methods and Kvaerno5 stall on the kinks
+    # (PERFORMANCE.md), torchdiffeq has no ReLU port here.
+    Case(
+        "relu2_s1e-3",
+        2,
+        1e-3,
+        250.0,
+        kind="relu",
+        reference="gd",
+        ref_lr=2.5e-4,
+        methods=("gradflow", "diffrax_tsit5", "gd"),
+    ),  # fmt: skip
+    # Type III: quadratic net on the V5 teacher diag(2, −1) (population loss). Plateaus last
+    # ∝ 1/σ (drops at t ≈ 1955 and 3339 here); T covers both and part of the stiff tail.
+    Case(
+        "quad_s1e-4",
+        2,
+        1e-4,
+        5000.0,
+        kind="quadratic",
+        methods=("gradflow", "diffrax_tsit5", "scipy_lsoda", "gd"),
+    ),  # fmt: skip
 ]
 # Full mode adds Kvaerno5 on 2-layer σ = 1e-9 and 3-layer σ = 1e-3, and torchdiffeq on the
 # 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget).
@@ -108,23 +154,24 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     """Run the methods of `case` (those matching a glob in `only`, if given); returns the
     case record (rows without the loss curves)."""
     t_case = time.perf_counter()
-    problem = make_problem(case.depth, case.sigma, case.t1)
+    problem = make_problem(case.depth, case.sigma, case.t1, case.kind)
     methods = methods_for(case, mode)
     if only:
         methods = tuple(m for m in methods if any(fnmatch.fnmatch(m, pat) for pat in only))
     log(f"== {case.name}: depth {case.depth}, σ={case.sigma:g}, T={case.t1:g}, "
         f"P={problem.num_params}; {', '.join(methods)}")  # fmt: skip
     t0 = time.perf_counter()
-    ref = comp.reference(problem, case.reference)
+    ref = comp.reference(problem, case.reference, lr=case.ref_lr)
     ref_time = time.perf_counter() - t0
-    ref_drops = drop_times(problem, ref["t"], ref["loss"])
+    ref_drops = ref["drops"] if "drops" in ref else drop_times(problem, ref["t"], ref["loss"])
     record = {
-        "name": case.name, "depth": case.depth, "sigma": case.sigma, "t1": case.t1,
+        "name": case.name, "kind": case.kind, "depth": case.depth, "sigma": case.sigma,
+        "t1": case.t1, "levels": [float(x) for x in problem.levels],
         "num_params": problem.num_params, "atol": comp.flow_atol(problem), "rtol": comp.RTOL,
         "reference": {
             "kind": case.reference, "drops": [float(x) for x in ref_drops],
             "final_loss": ref["final_loss"], "num_steps": ref["num_steps"],
-            "status": ref["status"], "seconds": ref_time,
+            "status": ref["status"], "seconds": ref_time, "lr": case.ref_lr,
         },
         "rows": [],
     }  # fmt: skip
@@ -135,9 +182,11 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     def add(row):
         rows.append(row)
         if "run_s" in row and row.get("run_s") is not None:
-            log(f"  {row['method']:<16} {row['status']:<9} steps={row.get('num_steps')} "
+            log(
+                f"  {row['method']:<16} {row['status']:<9} steps={row.get('num_steps')} "
                 f"grads={row.get('num_grad_evals')} run={row['run_s'] * 1e3:.2f} ms "
-                f"compile={row['compile_s']:.2f} s err={row.get('drop_err', float('nan')):.2e}")
+                f"compile={row['compile_s']:.2f} s err={row.get('drop_err', float('nan')):.2e}"
+            )
         else:
             log(f"  {row['method']:<16} {row.get('status')} {row.get('note', '')}")
 

@@ -94,6 +94,37 @@ def targets(result: dict) -> list[dict]:
     worst = max(v.values()) if v else None
     add("gradflow steps, σ = 1e-12 / σ = 1e-3 (2-layer)", "≤ 2", v, worst,
         None if worst is None else worst <= 2)  # fmt: skip
+
+    def ratio(case_name, num, den):
+        c = _case(result, case_name)
+        a, b = (_row(c, num), _row(c, den)) if c else (None, None)
+        return {case_name: a["run_s"] / b["run_s"]} if a and b else {}
+
+    for name, goal, num, den, case_name in (
+        ("GD at 1/λ_max wall / gradflow wall (3-layer, σ = 1e-3)", 1.0, "gd_lr_1/lmax",
+         "gradflow", "dl3_s1e-3"),
+        ("GD at 1/λ_max wall / gradflow wall (3-layer, σ = 1e-4)", 5.0, "gd_lr_1/lmax",
+         "gradflow", "dl3_s1e-4"),
+        ("GD at 1% drop-time error wall / gradflow wall (2-layer ReLU, σ = 1e-3)", 1.0,
+         "gd_1pct", "gradflow", "relu2_s1e-3"),
+        ("GD at 1% drop-time error wall / gradflow wall (Type III quadratic, σ = 1e-4)", 100.0,
+         "gd_1pct", "gradflow", "quad_s1e-4"),
+    ):  # fmt: skip
+        v = ratio(case_name, num, den)
+        worst = min(v.values()) if v else None
+        add(name, f"≥ {goal:g}", v, worst, None if worst is None else worst >= goal)
+    c = _case(result, "relu2_s1e-3")
+    v = {}
+    if c and _row(c, "gradflow"):
+        v = {c["name"]: abs(_row(c, "gradflow")["final_loss"] - c["reference"]["final_loss"])}
+    worst = max(v.values()) if v else None
+    add("final loss: distance to the small-lr GD reference (2-layer ReLU)", "≤ 1e-6", v, worst,
+        None if worst is None else worst <= 1e-6)  # fmt: skip
+    v = {c["name"]: _row(c, "gradflow")["drop_err"] for c in result["cases"]
+         if c.get("depth") == 3 and _row(c, "gradflow")}  # fmt: skip
+    worst = max(v.values()) if v else None
+    add("gradflow max drop-time error (3-layer)", "≤ 1e-4", v, worst,
+        None if worst is None else worst <= 1e-4)  # fmt: skip
     v = {k: x - 1.0 for k, x in per_case("gradflow_progress", "gradflow").items()}
     worst = max(v.values()) if v else None
     add("progress=True overhead (wall / progress=False − 1)", "< 10%", v, worst,
@@ -152,23 +183,31 @@ def table(result: dict) -> str:
         f" total wall time {meta['total_s']:.0f} s. References: "
         + "; ".join(
             f"{c['name']} {c['reference']['kind']} (drops "
-            + ", ".join(f"{d:.4g}" for d in c["reference"]["drops"]) + ")"
+            + ", ".join(f"{d:.4g}" for d in c["reference"]["drops"])
+            + ")"
             for c in result["cases"]
         )
         + ". λ_max: "
-        + ", ".join(f"{c['name']} {c['lambda_max']:.4g}" for c in result["cases"]
-                    if "lambda_max" in c)  # fmt: skip
+        + ", ".join(
+            f"{c['name']} {c['lambda_max']:.4g}" for c in result["cases"] if "lambda_max" in c
+        )  # fmt: skip
         + "."
     )
     return "\n".join(lines)
 
 
+def _kind(target: str) -> str:
+    if "overhead" in target:
+        return "pct"
+    return "g" if ("error" in target and "wall" not in target) or "loss" in target else "x"
+
+
 def targets_md(result: dict) -> str:
     lines = ["| target | goal | measured | per case | pass |", "|---|---|---|---|---|"]
     for t in result["targets"]:
-        pc = ", ".join(f"{k}: {_fmt(v, 'pct' if 'overhead' in t['target'] else 'x')}"
+        pc = ", ".join(f"{k}: {_fmt(v, _kind(t['target']))}"
                        for k, v in t["per_case"].items())  # fmt: skip
-        kind = "pct" if "overhead" in t["target"] else "x"
+        kind = _kind(t["target"])
         ok = {True: "pass", False: "**fail**", None: "not measured"}[t["pass"]]
         lines.append(f"| {t['target']} | {t['goal']} | {_fmt(t['measured'], kind)} | {pc} "
                      f"| {ok} |")  # fmt: skip

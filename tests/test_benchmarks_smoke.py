@@ -43,4 +43,23 @@ def test_smallest_case_end_to_end(tmp_path, monkeypatch):
     flow = next(r for r in case["rows"] if r["method"] == "gradflow")
     assert flow["status"] == "success" and flow["num_steps"] > 0
     targets = {t["target"] for t in result["targets"]}
-    assert len(targets) == 5
+    assert len(targets) == 11
+
+
+def test_every_case_builds_a_problem_whose_two_losses_agree():
+    # No solves: each case's problem is built and its `loss(model, data)` (what gf.flow and
+    # gf.gd see) equals `loss_params(params, args)` (what the hand-written competitors see).
+    from benchmarks.deep_linear import CASES
+
+    kinds = set()
+    for case in CASES:
+        p = common.make_problem(case.depth, case.sigma, 1.0, case.kind)
+        kinds.add(case.kind)
+        a = float(p.loss(p.model, p.data))
+        b = float(p.loss_params(p.params, p.args))
+        assert a == b and a > 0, case.name
+        assert (p.levels is None) == (case.reference == "gd"), case.name
+    assert kinds == {"deep_linear", "relu", "quadratic"}
+    # the quadratic net at init ~0 sits on the V5 level L0 = ½[(tr T)² + 2‖T‖²] = 5.5
+    quad = common.make_problem(2, 1e-4, 1.0, "quadratic")
+    assert abs(float(quad.loss(quad.model, quad.data)) - 5.5) < 1e-6

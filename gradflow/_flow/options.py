@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +46,8 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
        the growing direction is a handful of tiny weights among many O(1) ones; the RMS norm
        lets their error be √P times the tolerance, which a long-stepping stiff method then
        accumulates (3-layer, σ = 1e-4: transition error 3e-3 with RMS, 2e-5 with max).
+       `Auto` itself judges Tsit5's errors in the RMS norm until its first stiff phase
+       (`Auto.explicit_rms`), and RKC's at atol/10 (`Auto.stiff_atol_factor`).
     3. Implicit solvers keep the I-controller: PERFORMANCE.md measured the PI gains 7× worse
        there at small init.
     """
@@ -53,6 +56,14 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
     if isinstance(solver, Auto | RKC):
         return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3, norm=optx.max_norm)
     return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
+
+
+def with_tolerances(solver, rtol, atol):
+    """Give `Auto` the default controller's tolerances (for its stiff-mode error scaling)."""
+    if isinstance(solver, Auto) and solver.atol is None:
+        return eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (rtol, atol),
+                           is_leaf=lambda x: x is None)  # fmt: skip
+    return solver
 
 
 def resolve_solver(solver) -> dfx.AbstractSolver:

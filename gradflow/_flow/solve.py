@@ -26,6 +26,7 @@ from .options import (
     evals_per_step,
     resolve_save,
     resolve_solver,
+    with_tolerances,
 )
 from .solution import (
     DIVERGED,
@@ -79,11 +80,13 @@ def _diverged(params) -> jax.Array:
 
 
 def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, crossings):
-    """The vector-field term and the (guarded) step-size controller of a solve."""
+    """The vector-field term, the solver (`Auto` given the default controller's tolerances)
+    and the (guarded) step-size controller of a solve."""
     if atol is None:
         atol = default_atol(params, rtol)
     if controller is None:
         controller = default_controller(solver, rtol, atol)
+        solver = with_tolerances(solver, rtol, atol)
     # The guard checks every accepted step for divergence (and step-size collapse) at the
     # cost of one norm, instead of a diffrax event (whose machinery costs ~10% of a small
     # solve). A fixed-step controller cannot be wrapped: there divergence is an event.
@@ -100,7 +103,7 @@ def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, 
             controller, loss_fn, progress, _diverged, watch, levels
         )
     term = dfx.ODETerm(lambda t, y, a: field(loss_fn, t, y, a))
-    return term, controller, guarded, atol
+    return term, solver, controller, guarded, atol
 
 
 #: what a segment hands to the next one's `diffeqsolve` (besides t, y and dt0)
@@ -117,7 +120,7 @@ def _init_carry(loss_fn, params, args, t0, t1, *, solver, **kw):
     """
     from diffrax._term import WrapTerm  # what diffeqsolve hands to the solver
 
-    term, controller, guarded, _ = _setup(loss_fn, params, solver=solver, **kw)
+    term, solver, controller, guarded, _ = _setup(loss_fn, params, solver=solver, **kw)
     if not guarded:
         raise ValueError("checkpoint=... needs an adaptive step-size controller (the default).")
     direction = jnp.where(t0 < t1, 1, -1)
@@ -168,7 +171,7 @@ def _solve(
     """One solve; with `resume` (a carry of `_init_carry` or of the previous segment, with
     `dt0` taking it to exactly its `tnext`) one segment of at most `max_steps` steps, and
     the carry for the next comes back beside the solution."""
-    term, controller, guarded, atol = _setup(
+    term, solver, controller, guarded, atol = _setup(
         loss_fn, params, field=field, solver=solver, rtol=rtol, atol=atol,
         controller=controller, progress=progress, crossings=crossings,
     )  # fmt: skip
