@@ -222,11 +222,26 @@ def _between(text: str, markers: tuple[str, str], body: str) -> str:
     return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
 
 
-def update_readme(result: dict, path: Path = README) -> None:
-    text = path.read_text()
-    text = _between(text, TABLE, table(result))
-    text = _between(text, TARGETS, targets_md(result))
+def _write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def update_readme(result: dict, path: Path = README) -> None:
+    text = path.read_text()
+    text = _between(text, TABLE, table(result))
+    text = _between(text, TARGETS, targets_md(result))
+    _write_text(path, text)
+
+
+def update_section(markers: tuple[str, str], body: str, intro: str, path: Path = README):
+    """Replace the block between `markers` in README.md by `body`; where the markers are
+    missing, append `intro` (a heading and a paragraph) followed by the block. Atomic."""
+    text = path.read_text()
+    if markers[0] in text:
+        text = _between(text, markers, body)
+    else:
+        text += f"\n{intro}\n\n{markers[0]}\n{body}\n{markers[1]}\n"
+    _write_text(path, text)

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.report import update_section, write_json
+
 HERE = Path(__file__).parent
 OUT = HERE / "results" / "sweep.json"
 MARKERS = ("<!-- sweep-table -->", "<!-- /sweep-table -->")
@@ -102,24 +104,14 @@ def main(argv=None) -> int:
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = _table(results)
     print(table)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, OUT)
+    write_json(results, OUT)
     if not args.no_readme:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        block = f"{MARKERS[0]}\n{table}\n{MARKERS[1]}"
-        if MARKERS[0] in text:
-            a, b = text.index(MARKERS[0]), text.index(MARKERS[1]) + len(MARKERS[1])
-            text = text[:a] + block + text[b:]
-        else:
-            text += (
-                "\n## Sweeps\n\n`python -m benchmarks.sweep`: 64 init scales in [1e-8, 1e-2], "
-                "cost-sorted chunks vs one naive vmap vs a loop of compiled solves, on 1 and 4 "
-                "host devices (one run; ratios within a row group).\n\n" + block + "\n"
-            )
-        readme.write_text(text)
+        intro = (
+            "## Sweeps\n\n`python -m benchmarks.sweep`: 64 init scales in [1e-8, 1e-2], "
+            "cost-sorted chunks vs one naive vmap vs a loop of compiled solves, on 1 and 4 "
+            "host devices (one run; ratios within a row group)."
+        )
+        update_section(MARKERS, table, intro)
     return 0
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.report import update_section, write_json
 
 HERE = Path(__file__).parent
 OUT = HERE / "results" / "width.json"
@@ -104,26 +105,16 @@ def main(argv=None) -> int:
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     table = _table(rows)
     print(table)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"t1": args.t1, "rows": rows}, indent=2))
-    os.replace(tmp, OUT)
+    write_json({"t1": args.t1, "rows": rows}, OUT)
     if not args.no_readme:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        block = f"{MARKERS[0]}\n{table}\n{MARKERS[1]}"
-        if MARKERS[0] in text:
-            a, b = text.index(MARKERS[0]), text.index(MARKERS[1]) + len(MARKERS[1])
-            text = text[:a] + block + text[b:]
-        else:
-            text += (
-                f"\n## Width sweep\n\n`python -m benchmarks.width`: a 2-layer linear net "
-                f"(d = {D}, σ = 1e-3) over t ∈ [0, {args.t1:g}] at growing width, the default "
-                "solver's time per gradient (or HVP) evaluation against one raw jitted "
-                "`jax.grad`, and each width's peak resident memory (own process; includes "
-                "JAX itself: ≈ 700 MB at the smallest width).\n\n" + block + "\n"
-            )
-        readme.write_text(text)
+        intro = (
+            f"## Width sweep\n\n`python -m benchmarks.width`: a 2-layer linear net "
+            f"(d = {D}, σ = 1e-3) over t ∈ [0, {args.t1:g}] at growing width, the default "
+            "solver's time per gradient (or HVP) evaluation against one raw jitted "
+            "`jax.grad`, and each width's peak resident memory (own process; includes "
+            "JAX itself: ≈ 700 MB at the smallest width)."
+        )
+        update_section(MARKERS, table, intro)
     return 0
 
 
