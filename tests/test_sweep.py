@@ -71,8 +71,15 @@ def test_sweep_equals_loop_of_flows():
         np.testing.assert_allclose(float(r.final_loss), sol.loss[-1], rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(r["rank"].values[:n], sol.metrics["rank"][:n])
         assert float(r.t_final) == float(sol.t_final) and str(r.status.values) == sol.status
+        # the same step sequence: steps and rejections equal exactly
         assert int(r.num_steps) == int(sol.stats["num_steps"])
-        assert int(r.num_grad_evals) == int(sol.stats["num_grad_evals"])
+        assert int(r.num_rejected) == int(sol.stats["num_rejected"])
+        # gradient evaluations to 2%: in stiff mode RKC's discrete choices — its stage count
+        # s = 1 + ceil(√(1 + 1.54·h·ρ)) and its self-check that refreshes a stale ρ — can flip
+        # on the last-digit rounding differences between a vmapped and an unbatched
+        # computation (see the loss tolerance above); measured: 390 vs 394 at init 1e-2
+        evals, ref = int(r.num_grad_evals), int(sol.stats["num_grad_evals"])
+        assert abs(evals - ref) <= 0.02 * ref, (evals, ref)
     # plateau summary: smaller init → later first escape (seed 0 column)
     esc = ds.first_escape_time.sel(seed=0).values
     assert np.all(np.diff(esc) < 0) and np.all(ds.plateau_count.values >= 2)
