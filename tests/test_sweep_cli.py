@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
+from test_sweep_store import STORE_PROBE
 
 from gradflow.cli import main
 
@@ -215,26 +216,16 @@ def test_cli_sweep_signal_exits_cleanly_then_resumes_identically(tmp_path, sig):
     _check_store_and_resume(cfg, out, tmp_path / "ref")
 
 
-RANDOM_HARNESS = """
+RANDOM_HARNESS = (
+    """
 import sys, time
 from gradflow import cli
-from gradflow._sweep.store import ZarrStore
-
-opened, original = ZarrStore.create_or_open, ZarrStore.write_chunk
-
-def create_or_open(self):
-    out = opened(self)
-    print("START", flush=True)
-    return out
-
-def write_chunk(self, index, values):
-    print("WRITING", index, flush=True)
-    time.sleep(0.2)  # stretch the sweep so that the signals spread over its chunks
-    original(self, index, values)
-
-ZarrStore.create_or_open, ZarrStore.write_chunk = create_or_open, write_chunk
+"""
+    + STORE_PROBE
+    + """
 cli.console(["sweep", sys.argv[1], "--out", sys.argv[2]])
 """
+)
 
 
 @pytest.mark.slow

@@ -122,13 +122,12 @@ def test_sigkill_then_resume_is_identical(tmp_path, reference):
     xr.testing.assert_equal(ds, reference)
 
 
-RANDOM_CHILD = """
-import sys, time
-import numpy as np
-import gradflow as gf
+#: Child-process code that announces the store's opening ("START") and every chunk write
+#: ("WRITING i"), each write stretched by 0.2 s so that interruptions at random moments spread
+#: over the sweep (shared with the signal tests of test_sweep_cli.py; no braces: it is pasted
+#: into format strings).
+STORE_PROBE = """
 from gradflow._sweep.store import ZarrStore
-
-{build}
 
 opened, original = ZarrStore.create_or_open, ZarrStore.write_chunk
 
@@ -139,15 +138,28 @@ def create_or_open(self):
 
 def write_chunk(self, index, values):
     print("WRITING", index, flush=True)
-    time.sleep(0.2)  # stretch the sweep so that the kills spread over its chunks
+    time.sleep(0.2)
     original(self, index, values)
 
 ZarrStore.create_or_open, ZarrStore.write_chunk = create_or_open, write_chunk
+"""
+
+RANDOM_CHILD = (
+    """
+import sys, time
+import numpy as np
+import gradflow as gf
+
+{build}
+"""
+    + STORE_PROBE
+    + """
 grid = gf.Grid(init_scale=np.geomspace(1e-8, 1e-2, 5), seed=[0, 1])
 gf.sweep(build, grid, t1={t1}, save={save}, metrics={{"rank": gf.analysis.effective_rank}},
          chunk_size=4, progress=False, store=sys.argv[1])
 print("DONE", flush=True)
 """
+)
 
 
 @pytest.mark.slow
