@@ -41,10 +41,32 @@ def quadratic_params(params, args):
     return quadratic_loss(eqx.combine(params, static), data)
 
 
+#: Type III attention case: separate key–query rank-1 linear attention, 3 heads, on the
+#: in-context regression task with Λ = diag(1, 0.6, 0.3), context N = 31 (population loss);
+#: plateau levels Eq. (19) (`gf.theory.attention_plateau_losses`), plateaus ∝ 1/(λ²σ).
+ATTN_EIGENVALUES = (1.0, 0.6, 0.3)
+ATTN_CONTEXT = 31
+
+
+ATTN_TASK = gf.data.InContextTask(ATTN_EIGENVALUES, ATTN_CONTEXT)
+
+
+def attention_loss(model, data):
+    """The in-context population loss of `ATTN_TASK` (`data`, a `gf.Dataset(Λ, Λ)`, is only
+    there because `gf.gd` needs a dataset)."""
+    return gf.data.in_context_population_loss(model, ATTN_TASK)
+
+
+def attention_params(params, args):
+    static, data = args
+    return attention_loss(eqx.combine(params, static), data)
+
+
 #: `(params, args)` losses by problem kind; each equals the `loss(model, data)` of `LOSSES`.
-PARAM_LOSSES = {"deep_linear": mse_params, "relu": mse_params, "quadratic": quadratic_params}
+PARAM_LOSSES = {"deep_linear": mse_params, "relu": mse_params, "quadratic": quadratic_params,
+                "attention": attention_params}  # fmt: skip
 LOSSES = {"deep_linear": gf.losses.mse, "relu": gf.losses.mse,
-          "quadratic": quadratic_loss}  # fmt: skip
+          "quadratic": quadratic_loss, "attention": attention_loss}  # fmt: skip
 
 #: 2-layer ReLU case: 1-D data `gf.data.stewart(40)` (Boursier & Flammarion's "Stewart"
 #: targets), width 20, hidden bias, i.i.d. N(0, σ²) init.
@@ -110,6 +132,14 @@ def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear")
         model = gf.models.TwoLayer(len(QUAD_TEACHER), QUAD_WIDTH, 1, "quadratic",
                                    init_scale=sigma, key=key)  # fmt: skip
         levels = np.asarray(QUAD_LEVELS)
+    elif kind == "attention":
+        cov = np.diag(np.asarray(ATTN_EIGENVALUES))
+        data = gf.Dataset(cov, cov)
+        model = gf.models.SeparateAttention(len(ATTN_EIGENVALUES), len(ATTN_EIGENVALUES), 1,
+                                            sigma, key=key)  # fmt: skip
+        # Eq. (19) is in the paper's convention E(y − ŷ)²; gradflow's loss is half of it
+        lam = np.asarray(ATTN_EIGENVALUES)
+        levels = 0.5 * gf.theory.attention_plateau_losses(lam, ATTN_CONTEXT)
     else:
         raise ValueError(f"unknown problem kind {kind!r}")
     params, static = eqx.partition(model, eqx.is_inexact_array)

@@ -97,6 +97,16 @@ CASES = [
         kind="quadratic",
         methods=("gradflow", "diffrax_tsit5", "scipy_lsoda", "gd"),
     ),  # fmt: skip
+    # Type III, separate key–query attention (3 heads, rank 1, random init): the first two
+    # heads escape at t ≈ 1.3e4 and 3.2e4; T = 6e4 (the third drop, at ≈ 1.2e5, is outside).
+    Case(
+        "attn_s1e-4",
+        2,
+        1e-4,
+        6e4,
+        kind="attention",
+        methods=("gradflow", "diffrax_tsit5", "scipy_lsoda", "gd"),
+    ),  # fmt: skip
 ]
 # Full mode adds Kvaerno5 on 2-layer σ = 1e-9 and 3-layer σ = 1e-3, and torchdiffeq on the
 # 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget).

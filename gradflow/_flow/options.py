@@ -13,6 +13,7 @@ import optimistix as optx
 
 from .._custom_types import PyTree
 from .auto import Auto
+from .exprb import ExpRB
 from .rkc import RKC
 
 SOLVERS = {
@@ -25,6 +26,7 @@ SOLVERS = {
     "kvaerno3": dfx.Kvaerno3,
     "kvaerno5": dfx.Kvaerno5,
     "rkc": RKC,
+    "exprb": ExpRB,
     "auto": Auto,
 }
 
@@ -53,7 +55,7 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
     """
     if isinstance(solver, dfx.AbstractImplicitSolver):
         return dfx.PIDController(rtol=rtol, atol=atol)
-    if isinstance(solver, Auto | RKC):
+    if isinstance(solver, Auto | RKC | ExpRB):
         return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3, norm=optx.max_norm)
     return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
 

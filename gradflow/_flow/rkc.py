@@ -41,6 +41,26 @@ def _norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
+def power_iteration(terms, t, y, args, v, n):
+    """`n` power iterations on $v \\mapsto J v$, $J$ the Jacobian of the vector field (one
+    `jax.jvp` each; dynamic `n`, so cheap under vmap). Returns (‖Jv‖ estimate of ρ, v)."""
+
+    def body(carry):
+        i, v, rho = carry
+        _, jv = jax.jvp(lambda z: terms.vf(t, z, args), (y,), (v,))
+        nrm = _norm(jv)
+        ok = nrm > 0
+        v = jax.tree.map(lambda a, b: jnp.where(ok, a / jnp.where(ok, nrm, 1), b), jv, v)
+        return i + 1, v, jnp.where(ok, nrm, rho)
+
+    def cond(carry):
+        return carry[0] < n
+
+    rho0 = jnp.zeros((), jnp.result_type(float))
+    _, v, rho = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), v, rho0))
+    return rho, v
+
+
 def _w1(s, w0):
     """$w_1 = T_s'(w_0) / T_s''(w_0)$ in closed form (as in `rkc.f`)."""
     temp1 = w0 * w0 - 1.0
@@ -109,22 +129,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
     # -- spectral radius -------------------------------------------------------------------
 
     def _power(self, terms, t, y, args, v, n):
-        """`n` power iterations on $v \\mapsto J v$ (dynamic `n`, so cheap under vmap)."""
-
-        def body(carry):
-            i, v, rho = carry
-            _, jv = jax.jvp(lambda z: terms.vf(t, z, args), (y,), (v,))
-            nrm = _norm(jv)
-            ok = nrm > 0
-            v = jax.tree.map(lambda a, b: jnp.where(ok, a / jnp.where(ok, nrm, 1), b), jv, v)
-            return i + 1, v, jnp.where(ok, nrm, rho)
-
-        def cond(carry):
-            return carry[0] < n
-
-        rho0 = jnp.zeros((), jnp.result_type(float))
-        _, v, rho = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), v, rho0))
-        return rho, v
+        return power_iteration(terms, t, y, args, v, n)
 
     def _stages(self, rho, h):
         s_float = 1.0 + jnp.floor(jnp.sqrt(1.0 + 1.54 * jnp.abs(h) * self.safety * rho))
@@ -237,6 +242,15 @@ class RKC(dfx.AbstractAdaptiveSolver):
             "num_stages_max": jnp.maximum(counts["num_stages_max"], s),
         }
         return y1, est, dense_info, (f1, rho, v, age + 1, counts), dfx.RESULTS.successful
+
+    def resync(self, state, f1, rho, v):
+        """The state after steps by another method (`Auto`'s explicit mode): its slope and
+        spectral-radius estimate."""
+        return f1, rho, v, jnp.asarray(0, jnp.int32), state[4]
+
+    def easy(self, h, state, to_explicit):
+        """Whether `Auto` should hand back to Tsit5: two stages would do (see `Auto`)."""
+        return 1.54 * jnp.abs(h) * self.safety * state[1] < to_explicit
 
     def work(self, solver_state) -> dict:
         """Vector-field evaluations and JVPs of the accepted steps (from the solver state)."""

@@ -1,0 +1,121 @@
+"""The exponential Rosenbrock solver (exprb43 on the dense Hessian) and `Auto`'s use of it."""
+
+import decimal
+import math
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradflow as gf
+from gradflow._flow.auto import Auto
+from gradflow._flow.exprb import ExpRB, phi
+from gradflow._flow.rkc import RKC
+
+
+def _phi_exact(z: float, k: int) -> float:
+    """φ_k(z) = Σ_j z^j / (j+k)! in 60-digit decimal arithmetic (the series converges for
+    every z; enough terms for |z| ≤ 60)."""
+    decimal.getcontext().prec = 60
+    zd, total = decimal.Decimal(z), decimal.Decimal(0)
+    power = decimal.Decimal(1)
+    for j in range(600):
+        total += power / decimal.Decimal(math.factorial(j + k))
+        power *= zd
+    return float(total)
+
+
+def test_phi_functions_match_their_series_on_both_sides_of_the_switch():
+    z = np.array([-40.0, -3.0, -1.0001, -0.9999, -1e-3, 0.0, 1e-3, 0.9999, 1.0001, 3.0, 20.0])
+    got = phi(jnp.asarray(z), 4)
+    for k in range(5):
+        want = np.array([_phi_exact(x, k) for x in z])
+        np.testing.assert_allclose(np.asarray(got[k]), want, rtol=1e-13, atol=0)
+
+
+def _quartic(y, args):
+    a = jnp.diag(jnp.array([1.0, 30.0, -0.5]))
+    return 0.5 * y @ a @ y + 0.25 * jnp.sum(y**4) + 0.1 * y[0] ** 2 * y[1]
+
+
+_TERM = dfx.ODETerm(lambda t, y, a: -jax.grad(_quartic)(y, a))
+
+
+@eqx.filter_jit
+def _fixed_steps(solver, y0, n):
+    sol = dfx.diffeqsolve(_TERM, solver, 0.0, 1.0, 1.0 / n, y0, max_steps=256,
+                          stepsize_controller=dfx.ConstantStepSize())  # fmt: skip
+    return sol.ys[-1]
+
+
+def test_exprb_is_fourth_order_on_a_stiff_nonlinear_gradient_flow():
+    # curvatures 1, 30 and −0.5 (a saddle) plus quartic and cubic couplings
+    y0 = jnp.array([0.7, 0.3, 0.2])
+    tight = dfx.PIDController(rtol=1e-13, atol=1e-13)
+    ref = dfx.diffeqsolve(_TERM, dfx.Dopri8(), 0.0, 1.0, 1e-3, y0, max_steps=100_000,
+                          stepsize_controller=tight).ys[-1]  # fmt: skip
+    errs = [float(jnp.max(jnp.abs(_fixed_steps(ExpRB(), y0, n) - ref))) for n in (16, 32, 64)]
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all((orders > 3.5) & (orders < 4.5)), (errs, orders)
+
+
+def test_exprb_step_is_exact_on_a_linear_flow_through_a_saddle():
+    # L = ½ yᵀAy − bᵀy with A indefinite: θ(t) = θ* + e^{−tA}(θ0 − θ*), any step size
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    evals = np.array([50.0, 10.0, 1.0, 0.1, -0.3, -2.0])
+    a = q @ np.diag(evals) @ q.T
+    b = rng.normal(size=6)
+    loss = lambda y, args: 0.5 * y @ jnp.asarray(a) @ y - jnp.asarray(b) @ y
+    term = dfx.ODETerm(lambda t, y, args: -jax.grad(loss)(y, args))
+    y0 = jnp.asarray(rng.normal(size=6))
+    h = 2.0  # h·λ_max = 100 (stiff) and an unstable growth of e^4
+    solver = ExpRB()
+    state = solver.init(term, 0.0, h, y0, None)
+    y1, err, _, _, _ = solver.step(term, 0.0, h, y0, None, state, False)
+    star = np.linalg.solve(a, b)
+    exact = star + q @ np.diag(np.exp(-h * evals)) @ q.T @ (np.asarray(y0) - star)
+    np.testing.assert_allclose(np.asarray(y1), exact, rtol=1e-12, atol=1e-12)
+    # the nonlinear remainders D_i vanish: the error estimate is rounding only (the state
+    # grows by e^4 and is damped by e^-100 within one step)
+    assert float(jnp.max(jnp.abs(err))) < 1e-10
+
+
+def test_auto_uses_exprb_for_small_models_and_rkc_for_large_ones():
+    auto = Auto()
+    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max)), ExpRB)
+    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max + 1)), RKC)
+    assert isinstance(Auto(dense=None)._stiff(jnp.zeros(3)), RKC)
+
+
+def test_auto_with_exprb_on_a_type_iii_flow_matches_dopri8_in_fewer_steps():
+    # quadratic net (12 parameters) on the V5 teacher diag(2, −1): plateaus ∝ 1/σ, stiff
+    # after the first drop, so `auto` runs ExpRB there
+    teacher = jnp.diag(jnp.array([2.0, -1.0]))
+    model = gf.models.TwoLayer(2, 4, 1, "quadratic", init_scale=1e-2, key=jax.random.key(1))
+    loss = lambda m, d: gf.data.quadratic_population_loss(m, teacher)
+    data = gf.Dataset(teacher, teacher)
+    levels = [0.5 * (5.5 + 4 / 3), 0.5 * 4 / 3]
+    kw = dict(t1=120.0, loss=loss, save=None, progress=False, crossings=levels)
+    sol = gf.flow(model, data, **kw)
+    ref = gf.flow(model, data, solver="dopri8", rtol=1e-12, atol=1e-12, **kw)
+    rkc = gf.flow(model, data, solver=Auto(dense=None), **kw)
+    assert sol.status == "success" and int(sol.stats["num_stiff_steps"]) > 0
+    assert np.all(np.isfinite(ref.crossings))
+    # the first drop is Tsit5's (1e-5 off at rtol 1e-6, as with solver="tsit5"); the second
+    # comes after ExpRB's stiff plateau
+    np.testing.assert_allclose(sol.crossings, ref.crossings, rtol=3e-5)
+    assert float(sol.loss[-1]) < 1e-12
+    assert int(sol.stats["num_steps"]) < int(rkc.stats["num_steps"])
+
+
+@pytest.mark.parametrize("name", ["exprb"])
+def test_exprb_by_name(name):
+    f = lambda p: 0.5 * jnp.sum(jnp.array([100.0, 1.0]) * p**2)
+    sol = gf.solve_flow(lambda p, a: f(p), jnp.array([1.0, 1.0]), t1=3.0, solver=name,
+                        save=[3.0], progress=False)  # fmt: skip
+    np.testing.assert_allclose(sol.params, [np.exp(-300.0), np.exp(-3.0)], rtol=1e-6, atol=1e-14)
+    assert int(sol.stats["num_steps"]) < 30
