@@ -13,8 +13,11 @@ from . import data as data
 from . import losses as losses
 from . import models as models
 from . import theory as theory
+from ._flow import RKC as RKC
 from ._flow import AbstractField as AbstractField
+from ._flow import Auto as Auto
 from ._flow import Crossings as Crossings
+from ._flow import ExpRB as ExpRB
 from ._flow import FlowSolution as FlowSolution
 from ._flow import GradientFlow as GradientFlow
 from ._flow import ModifiedFlow as ModifiedFlow

@@ -119,3 +119,32 @@ def test_exprb_by_name(name):
                         save=[3.0], progress=False)  # fmt: skip
     np.testing.assert_allclose(sol.params, [np.exp(-300.0), np.exp(-3.0)], rtol=1e-6, atol=1e-14)
     assert int(sol.stats["num_steps"]) < 30
+
+
+def test_sweeps_default_to_auto_without_the_dense_branch():
+    # under vmap both branches of auto's mode switch run every step (see `sweep_solver`)
+    from gradflow._sweep.sweep import sweep_solver
+
+    for default in (None, "auto", "AUTO"):
+        chosen = sweep_solver(default)
+        assert isinstance(chosen, Auto) and chosen.dense is None
+    explicit = Auto()
+    assert sweep_solver(explicit) is explicit and sweep_solver("rkc") == "rkc"
+
+
+def test_summaries_after_the_solve_equal_summaries_in_the_save_loop(monkeypatch):
+    # small save grids keep the states and compute loss and metrics after the solve
+    # (`solve.POST_SUMMARY_MAX`); the record must be that of summaries inside diffrax's loop
+    import gradflow._flow.solve as solve
+
+    f = lambda p, a: 0.5 * jnp.sum(jnp.array([4.0, 1.0, 0.25]) * (p - 1.0) ** 2) + 0.1 * p[0] ** 4
+    kw = dict(t1=5.0, save=7, metrics={"norm": lambda p, a: jnp.linalg.norm(p)},
+              solver="tsit5", progress=False)  # fmt: skip
+    p0 = jnp.array([0.3, -0.2, 0.1])
+    post = solve.solve_flow(f, p0, **kw)
+    monkeypatch.setattr(solve, "POST_SUMMARY_MAX", 0)
+    inloop = solve.solve_flow(f, p0, **kw)
+    np.testing.assert_array_equal(post.t, inloop.t)
+    np.testing.assert_allclose(post.loss, inloop.loss, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(post.metrics["norm"], inloop.metrics["norm"], rtol=1e-14)
+    assert int(post.stats["num_steps"]) == int(inloop.stats["num_steps"])
