@@ -105,6 +105,8 @@ def targets(result: dict) -> list[dict]:
          "gradflow", "dl3_s1e-3"),
         ("GD at 1/λ_max wall / gradflow wall (3-layer, σ = 1e-4)", 5.0, "gd_lr_1/lmax",
          "gradflow", "dl3_s1e-4"),
+        ("GD at 1/λ_max wall / gradflow wall (3-layer, σ = 1e-6; full mode)", 300.0,
+         "gd_lr_1/lmax", "gradflow", "dl3_s1e-6"),
         ("GD at 1% drop-time error wall / gradflow wall (2-layer ReLU, σ = 1e-3)", 1.0,
          "gd_1pct", "gradflow", "relu2_s1e-3"),
         ("GD at 1% drop-time error wall / gradflow wall (Type III: quadratic, attention; "

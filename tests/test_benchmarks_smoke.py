@@ -43,7 +43,7 @@ def test_smallest_case_end_to_end(tmp_path, monkeypatch):
     flow = next(r for r in case["rows"] if r["method"] == "gradflow")
     assert flow["status"] == "success" and flow["num_steps"] > 0
     targets = {t["target"] for t in result["targets"]}
-    assert len(targets) == 11
+    assert len(targets) == 12
 
 
 def test_every_case_builds_a_problem_whose_two_losses_agree():
