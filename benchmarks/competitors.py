@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 import gradflow as gf
 from gradflow._flow.options import default_atol, evals_per_step
 
-from .common import Problem, timed
+from .common import Problem, midpoints, timed
 
 RTOL = 1e-6
 
@@ -49,10 +49,18 @@ def _row(t, loss, steps, evals, status, timing, **extra) -> dict:
 
 # --------------------------------------------------------------------------- gradflow
 def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progress=False,
-                 max_steps=1_000_000, repeats=3, clear=True) -> dict:  # fmt: skip
-    """`gf.flow` as a user calls it (default solver "auto" unless `solver=`, default atol)."""
+                 max_steps=1_000_000, repeats=3, clear=True, crossings=None) -> dict:  # fmt: skip
+    """`gf.flow` as a user calls it (default solver "auto" unless `solver=`, default atol).
+
+    `crossings`: loss levels whose first crossings are root-found (`sol.crossings`, in the
+    row as `crossings`); used for untimed accuracy runs only (it costs a gradient per step).
+    """
 
     def call():
+        if crossings is not None:
+            return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
+                           loss=problem.loss, solver=solver, rtol=rtol, atol=atol,
+                           progress=False, max_steps=max_steps, crossings=crossings)  # fmt: skip
         if progress:
             # the live line goes to a throwaway stream: we time the callbacks, not a terminal
             with contextlib.redirect_stderr(io.StringIO()):
@@ -72,19 +80,25 @@ def _gradflow_row(sol, timing) -> dict:
     evals = int(sol.stats["num_grad_evals"])
     extra = {k: int(sol.stats[k]) for k in ("num_rejected", "num_stiff_steps",
              "num_sliding_steps", "num_switches", "num_hvp_evals") if k in sol.stats}  # fmt: skip
+    if sol.crossings is not None:
+        extra["crossings"] = np.asarray(sol.crossings, float)
     return _row(sol.t, sol.loss, sol.stats["num_steps"], evals if evals >= 0 else None,
                 sol.status, timing, params=sol.params, **extra)  # fmt: skip
 
 
 def reference(problem: Problem, kind: str = "dopri8", lr: float | None = None) -> dict:
     """Reference solution: gradflow Dopri8 at rtol 1e-12, atol 1e-9·σ (or LSODA 1e-10, or
-    small-lr GD, see `reference_gd`)."""
+    small-lr GD, see `reference_gd`). Dopri8 and LSODA locate their drops exactly (`drops`:
+    root-found crossings of the level midpoints, `gf.Crossings` resp. SciPy events)."""
+    mids = None if problem.levels is None else midpoints(problem.levels)
     if kind == "dopri8":
-        return run_gradflow(problem, solver="dopri8", rtol=1e-12, atol=1e-9 * problem.sigma,
-                            max_steps=10_000_000, repeats=0)  # fmt: skip
+        ref = run_gradflow(problem, solver="dopri8", rtol=1e-12, atol=1e-9 * problem.sigma,
+                           max_steps=10_000_000, repeats=0, crossings=mids)  # fmt: skip
+        ref["drops"] = ref["crossings"]
+        return ref
     if kind == "lsoda":
         return run_scipy(problem, "LSODA", rtol=1e-10, atol=1e-9 * problem.sigma, jac=True,
-                         repeats=0)  # fmt: skip
+                         repeats=0, crossings=mids)  # fmt: skip
     if kind == "gd":
         return reference_gd(problem, lr)
     raise ValueError(kind)
@@ -175,16 +189,22 @@ def _flat_functions(problem: Problem):
 
 
 def run_scipy(problem: Problem, method: str, *, rtol=RTOL, atol=None, jac=False,
-              repeats=3) -> dict:  # fmt: skip
+              repeats=3, crossings=None) -> dict:  # fmt: skip
     """`scipy.integrate.solve_ivp` on the flattened flow; the gradient (and, with `jac=True`,
-    the Hessian as Jacobian) are jitted JAX functions called from SciPy's loop."""
+    the Hessian as Jacobian) are jitted JAX functions called from SciPy's loop. `crossings`
+    (loss levels, untimed reference runs only): their first crossings as SciPy events
+    (`drops` in the row)."""
     atol = flow_atol(problem) if atol is None else atol
     y0, unravel, rhs, hess, losses = _flat_functions(problem)
+    loss1 = jax.jit(lambda v: problem.loss_params(unravel(v), problem.args))
+    events = None
+    if crossings is not None:
+        events = [lambda t, y, c=float(c): float(loss1(jnp.asarray(y))) - c for c in crossings]
 
     def call():
         sol = scipy.integrate.solve_ivp(
             lambda t, y: np.asarray(rhs(y)), (0.0, problem.t1), y0, method=method,
-            t_eval=problem.ts, rtol=rtol, atol=atol,
+            t_eval=problem.ts, rtol=rtol, atol=atol, events=events,
             jac=(lambda t, y: np.asarray(hess(y))) if jac else None,
         )  # fmt: skip
         return sol, np.asarray(losses(jnp.asarray(sol.y)))
@@ -192,9 +212,12 @@ def run_scipy(problem: Problem, method: str, *, rtol=RTOL, atol=None, jac=False,
     (sol, loss), timing = timed(call, repeats=repeats, clear=True)
     # solve_ivp does not report its step count; nfev counts every gradient (LSODA's
     # finite-difference Jacobians included), njev the dense Hessians (BDF with jac=True)
+    extra = {}
+    if crossings is not None:
+        extra["drops"] = np.array([te[0] if len(te) else np.nan for te in sol.t_events])
     return _row(sol.t, loss, None, sol.nfev, "success" if sol.success else "failed", timing,
                 num_jac_evals=int(sol.njev), message=str(sol.message),
-                params=unravel(jnp.asarray(sol.y[:, -1])))  # fmt: skip
+                params=unravel(jnp.asarray(sol.y[:, -1])), **extra)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- GD (optax)

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import competitors as comp
-from .common import Problem, drop_error, drop_times, make_problem, timed_group
+from .common import (
+    Problem,
+    drop_error,
+    drop_times,
+    make_problem,
+    midpoints,
+    refine_grid,
+    timed_group,
+)
 
 #: GD learning rates searched, as multiples of 1/λ_max (largest first).
 GD_FACTORS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
@@ -174,12 +182,15 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     ref = comp.reference(problem, case.reference, lr=case.ref_lr)
     ref_time = time.perf_counter() - t0
     ref_drops = ref["drops"] if "drops" in ref else drop_times(problem, ref["t"], ref["loss"])
+    ref_drops = np.asarray(ref_drops, float)
+    refine_grid(problem, ref_drops)  # every method below saves on the refined grid
     record = {
         "name": case.name, "kind": case.kind, "depth": case.depth, "sigma": case.sigma,
         "t1": case.t1, "levels": [float(x) for x in problem.levels],
         "num_params": problem.num_params, "atol": comp.flow_atol(problem), "rtol": comp.RTOL,
         "reference": {
             "kind": case.reference, "drops": [float(x) for x in ref_drops],
+            "drops_by": "crossings" if case.reference in ("dopri8", "lsoda") else "grid",
             "final_loss": ref["final_loss"], "num_steps": ref["num_steps"],
             "status": ref["status"], "seconds": ref_time, "lr": case.ref_lr,
         },
@@ -213,8 +224,25 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         group["diffrax_tsit5"] = comp.run_diffrax(problem, "tsit5", repeats=None)
     if group:
         timings = timed_group({k: call for k, (call, _) in group.items()})
+        exact = {}
+        for k, solver in (("gradflow", None), ("gradflow_tsit5", "tsit5")):
+            if k in group and problem.levels is not None:
+                # an untimed twin with root-found crossings: the same steps (`gf.Crossings`
+                # leaves the step sequence unchanged), its drops to the root finder's accuracy
+                exact[k] = comp.run_gradflow(problem, solver=solver, repeats=0,
+                                             crossings=midpoints(problem.levels))  # fmt: skip
+        if "gradflow" in exact:
+            exact["gradflow_progress"] = exact["gradflow"]
         for k, (_, finish) in group.items():
-            add(_finish(finish(*timings[k]), k, problem, ref_drops))
+            row = _finish(finish(*timings[k]), k, problem, ref_drops)
+            if k in exact:
+                twin = exact[k]
+                row["drop_err_grid"] = row["drop_err"]
+                row["drops"] = [float(x) for x in twin["crossings"]]
+                row["drop_err"] = drop_error(twin["crossings"], ref_drops)
+                row["drops_by"] = "crossings"
+                row["twin_same_steps"] = twin["num_steps"] == row["num_steps"]
+            add(row)
     for m in methods:
         if m in ("gradflow", "progress", "diffrax_tsit5"):
             continue

@@ -175,7 +175,8 @@ def table(result: dict) -> str:
             lines.append(
                 f"| {c['name']} | {method} | {r['status']} | {_fmt(r.get('num_steps'), 'int')} "
                 f"| {_fmt(r.get('num_grad_evals'), 'int')} | {_fmt(r['run_s'], 'ms')} "
-                f"| {_fmt(r['compile_s'], 's')} | {_fmt(r.get('drop_err'), 'pct')} "
+                f"| {_fmt(r['compile_s'], 's')} | {_fmt(r.get('drop_err'), 'pct')}"
+                f"{' †' if r.get('drops_by') == 'crossings' else ''} "
                 f"| {_fmt(r.get('final_loss'), 'g')} | {_fmt(ratio, 'x')} |"
             )
     meta = result["meta"]
@@ -190,7 +191,9 @@ def table(result: dict) -> str:
             + ")"
             for c in result["cases"]
         )
-        + ". λ_max: "
+        + ". † drops root-found (`gf.Crossings` on an untimed twin run with the same steps);"
+        " the others on the save grid refined around the reference drops (~1e-4 resolution)."
+        " λ_max: "
         + ", ".join(
             f"{c['name']} {c['lambda_max']:.4g}" for c in result["cases"] if "lambda_max" in c
         )  # fmt: skip
