@@ -127,22 +127,33 @@ def methods_for(case: Case, mode: str) -> tuple[str, ...]:
     return case.methods + extra
 
 
-def _finish(row: dict, name: str, problem: Problem, ref_drops) -> dict:
+def _finish(row: dict, name: str, problem: Problem, ref_drops, twin=None) -> dict:
+    """The row of a timed run; its drop times from `twin`, an untimed run of the same method
+    on the refined grid (`fine`), when given. Without one (GD's rows bring theirs from the
+    search, which ran on the refined grid) they are read off the timed run's grid."""
     drops = drop_times(problem, row.pop("t"), row.pop("loss"))
     row.pop("params", None)
     row["method"] = name
+    row["drops_plain_grid"] = [float(x) for x in drops]
+    if twin is not None:
+        drops = drop_times(problem, twin["t"], twin["loss"])
+        row["drops_by"] = "refined grid"
     row["drops"] = [float(x) for x in drops]
     row["drop_err"] = drop_error(drops, ref_drops)
     return row
 
 
-def _gd(problem: Problem, ref_drops, lam: float, log) -> list[dict]:
-    """GD at 1/λ_max, and the largest c/λ_max (c in GD_FACTORS) within GD_TOL."""
+def _gd(problem: Problem, fine: Problem, ref_drops, lam: float, log) -> list[dict]:
+    """GD at 1/λ_max, and the largest c/λ_max (c in GD_FACTORS) within GD_TOL. The search
+    runs save on the refined grid `fine`; the timed runs (plain grid) take their drop times
+    from the search run at the same learning rate (GD is deterministic)."""
     rows = []
     search = []
     chosen = None
+    by_c = {}
     for c in GD_FACTORS:
-        r = comp.run_gd(problem, c / lam, repeats=0)
+        r = comp.run_gd(fine, c / lam, repeats=0)
+        by_c[c] = r
         err = drop_error(drop_times(problem, r["t"], r["loss"]), ref_drops)
         search.append({"c": c, "lr": c / lam, "drop_err": err, "num_steps": r["num_steps"]})
         log(f"    gd search c={c:<5} lr={c / lam:.4g} steps={r['num_steps']} err={err:.3%}")
@@ -151,7 +162,8 @@ def _gd(problem: Problem, ref_drops, lam: float, log) -> list[dict]:
             break
         if not np.isfinite(err):  # no reference drop inside [0, T] (e.g. a tiny smoke-test T)
             break
-    row = _finish(comp.run_gd(problem, 1.0 / lam), "gd_lr_1/lmax", problem, ref_drops)
+    twin = by_c.get(1.0) or comp.run_gd(fine, 1.0 / lam, repeats=0)
+    row = _finish(comp.run_gd(problem, 1.0 / lam), "gd_lr_1/lmax", problem, ref_drops, twin)
     row["c"] = 1.0
     rows.append(row)
     if chosen is None:
@@ -161,7 +173,8 @@ def _gd(problem: Problem, ref_drops, lam: float, log) -> list[dict]:
         same = dict(row, method="gd_1pct", search=search, note="same run as gd_lr_1/lmax")
         rows.append(same)
     else:
-        r = _finish(comp.run_gd(problem, chosen / lam), "gd_1pct", problem, ref_drops)
+        r = _finish(comp.run_gd(problem, chosen / lam), "gd_1pct", problem, ref_drops,
+                    by_c[chosen])  # fmt: skip
         r["c"] = chosen
         r["search"] = search
         rows.append(r)
@@ -183,7 +196,7 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     ref_time = time.perf_counter() - t0
     ref_drops = ref["drops"] if "drops" in ref else drop_times(problem, ref["t"], ref["loss"])
     ref_drops = np.asarray(ref_drops, float)
-    refine_grid(problem, ref_drops)  # every method below saves on the refined grid
+    fine = refine_grid(problem, ref_drops)  # for the untimed accuracy twins
     record = {
         "name": case.name, "kind": case.kind, "depth": case.depth, "sigma": case.sigma,
         "t1": case.t1, "levels": [float(x) for x in problem.levels],
@@ -234,7 +247,8 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         if "gradflow" in exact:
             exact["gradflow_progress"] = exact["gradflow"]
         for k, (_, finish) in group.items():
-            row = _finish(finish(*timings[k]), k, problem, ref_drops)
+            twin = comp.run_diffrax(fine, "tsit5", repeats=0) if k == "diffrax_tsit5" else None
+            row = _finish(finish(*timings[k]), k, problem, ref_drops, twin)
             if k in exact:
                 twin = exact[k]
                 row["drop_err_grid"] = row["drop_err"]
@@ -247,24 +261,30 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         if m in ("gradflow", "progress", "diffrax_tsit5"):
             continue
         if m == "diffrax_kvaerno5":
-            r = comp.run_diffrax(problem, "kvaerno5", max_steps=case.kvaerno_max_steps)
-            add(_finish(r, "diffrax_kvaerno5", problem, ref_drops))
+            kw = dict(max_steps=case.kvaerno_max_steps)
+            r = comp.run_diffrax(problem, "kvaerno5", **kw)
+            twin = comp.run_diffrax(fine, "kvaerno5", repeats=0, **kw)
+            add(_finish(r, "diffrax_kvaerno5", problem, ref_drops, twin))
         elif m == "scipy_lsoda":
-            add(_finish(comp.run_scipy(problem, "LSODA"), "scipy_lsoda", problem, ref_drops))
+            twin = comp.run_scipy(fine, "LSODA", repeats=0)
+            add(_finish(comp.run_scipy(problem, "LSODA"), "scipy_lsoda", problem, ref_drops,
+                        twin))  # fmt: skip
         elif m == "scipy_bdf":
             r = comp.run_scipy(problem, "BDF", jac=True)
-            add(_finish(r, "scipy_bdf_jac", problem, ref_drops))
+            twin = comp.run_scipy(fine, "BDF", jac=True, repeats=0)
+            add(_finish(r, "scipy_bdf_jac", problem, ref_drops, twin))
         elif m == "gd":
             lam = comp.lambda_max(problem, ref["params"])
             record["lambda_max"] = lam
             log(f"  λ_max at the reference's final params: {lam:.6g}")
-            for r in _gd(problem, ref_drops, lam, log):
+            for r in _gd(problem, fine, ref_drops, lam, log):
                 add(r)
         elif m == "torchdiffeq":
             why = comp.torch_available()
             if why is None:
+                twin = comp.run_torchdiffeq(fine, repeats=0)
                 add(_finish(comp.run_torchdiffeq(problem), "torchdiffeq_dopri5", problem,
-                            ref_drops))  # fmt: skip
+                            ref_drops, twin))  # fmt: skip
             else:
                 add({"method": "torchdiffeq_dopri5", "status": "skipped",
                      "note": f"not importable ({why})"})  # fmt: skip
