@@ -157,12 +157,6 @@ def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear")
     return Problem(depth, sigma, t1, model, data, params, static, ts, levels, kind)
 
 
-def midpoints(levels) -> list[float]:
-    """The loss values whose first crossings are the drops: midpoints of consecutive levels."""
-    lv = np.asarray(levels, float)
-    return [float(x) for x in 0.5 * (lv[:-1] + lv[1:])]
-
-
 def refine_grid(problem: Problem, ref_drops) -> Problem:
     """The problem with `REFINE_POINTS` more save times around each finite reference drop.
 

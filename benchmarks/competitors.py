@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 import gradflow as gf
 from gradflow._flow.options import default_atol, evals_per_step
 
-from .common import Problem, midpoints, timed
+from .common import Problem, timed
 
 RTOL = 1e-6
 
@@ -90,7 +90,11 @@ def reference(problem: Problem, kind: str = "dopri8", lr: float | None = None) -
     """Reference solution: gradflow Dopri8 at rtol 1e-12, atol 1e-9·σ (or LSODA 1e-10, or
     small-lr GD, see `reference_gd`). Dopri8 and LSODA locate their drops exactly (`drops`:
     root-found crossings of the level midpoints, `gf.Crossings` resp. SciPy events)."""
-    mids = None if problem.levels is None else midpoints(problem.levels)
+    mids = (
+        None
+        if problem.levels is None
+        else [float(x) for x in gf.analysis.drop_levels(problem.levels)]
+    )
     if kind == "dopri8":
         ref = run_gradflow(problem, solver="dopri8", rtol=1e-12, atol=1e-9 * problem.sigma,
                            max_steps=10_000_000, repeats=0, crossings=mids)  # fmt: skip

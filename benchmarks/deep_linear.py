@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import gradflow as gf
+
 from . import competitors as comp
 from .common import (
     Problem,
     drop_error,
     drop_times,
     make_problem,
-    midpoints,
     refine_grid,
     timed_group,
 )
@@ -242,8 +243,8 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
             if k in group and problem.levels is not None:
                 # an untimed twin with root-found crossings: the same steps (`gf.Crossings`
                 # leaves the step sequence unchanged), its drops to the root finder's accuracy
-                exact[k] = comp.run_gradflow(problem, solver=solver, repeats=0,
-                                             crossings=midpoints(problem.levels))  # fmt: skip
+                mids = [float(x) for x in gf.analysis.drop_levels(problem.levels)]
+                exact[k] = comp.run_gradflow(problem, solver=solver, repeats=0, crossings=mids)
         if "gradflow" in exact:
             exact["gradflow_progress"] = exact["gradflow"]
         for k, (_, finish) in group.items():
