@@ -1,4 +1,4 @@
-"""Shared machinery of the `gradflow run` experiment kinds: solves, crossings, the table.
+"""Shared machinery of the `gradflow run` experiment kinds: solves, the table.
 
 Every kind runs the exact flow once per init scale and returns `Outcome`s: the loss curve, the
 predicted curve to overlay, and table rows (measured, predicted). `to_dataset` stacks them into
@@ -59,7 +59,7 @@ def rel_error(measured, predicted, distance=False) -> np.ndarray:
 
 def save_grid(t1: float, n: int, t_min: float) -> np.ndarray:
     """`n` save times: 0, then log-spaced from `t_min` to `t1` (one length for every solve, so
-    the refinement passes of `crossings` reuse the compiled solve)."""
+    that every init scale reuses the compiled solve)."""
     return np.concatenate([[0.0], np.geomspace(t_min, t1, n - 1)])
 
 
@@ -72,60 +72,15 @@ class Solver:
     def __init__(self, cfg, data, loss, metrics):
         self.cfg, self.data, self.loss, self.metrics = cfg, data, loss, metrics
 
-    def __call__(self, model, ts):
+    def __call__(self, model, ts, crossings=None):
+        """The solve; `crossings` (levels of the loss, or a `gf.Crossings`): their first
+        crossing times are root-found during it (`sol.crossings`)."""
         return flow(
             model, self.data, loss=self.loss, t1=float(ts[-1]), solver=self.cfg.solver,
             rtol=self.cfg.rtol, atol=self.cfg.atol, save=np.asarray(ts, float),
             metrics=self.metrics, max_steps=self.cfg.max_steps, progress=False,
+            crossings=crossings,
         )  # fmt: skip
-
-
-def _first_below(t, y, level, lo=-np.inf, hi=np.inf):
-    """(index i, t) of the first save in [lo, hi] with y <= level (i > first in range), or None."""
-    idx = np.flatnonzero((t >= lo) & (t <= hi) & np.isfinite(y))
-    below = idx[y[idx] <= level]
-    if below.size == 0 or below[0] == idx[0]:
-        return None
-    return below[0]
-
-
-def crossings(solve, model, t, y, levels, passes: int = 2) -> np.ndarray:
-    """First times the curve `y(t)` falls through each of `levels`, located precisely.
-
-    The coarse (log-spaced) record brackets each crossing between two saves; the flow is then
-    re-run with all save points packed into the brackets (`passes` times, each narrowing
-    them) and the crossing is linearly interpolated on the finest record. Re-running costs
-    integration only: the solve is already compiled for this save length. `solve(model, ts)`
-    returns a solution whose `metrics["crossing"]` is the curve `y` (the loss, or another
-    summary: pass its negative to locate an upward crossing). Levels never crossed give nan.
-    """
-    t, y = np.asarray(t, float), np.asarray(y, float)
-    levels = np.atleast_1d(np.asarray(levels, float))
-    n = t.size
-    brackets = []
-    for lv in levels:
-        i = _first_below(t, y, lv)
-        brackets.append(None if i is None else (t[i - 1], t[i]))
-    out = np.full(levels.size, np.nan)
-    for _ in range(passes):
-        live = [k for k, b in enumerate(brackets) if b is not None]
-        if not live:
-            break
-        per = max((n - 1) // len(live), 2)
-        ts = np.sort(np.concatenate([np.linspace(*brackets[k], per) for k in live]))
-        ts = np.concatenate([[0.0], ts, np.full(max(n - 1 - ts.size, 0), ts[-1])])[:n]
-        sol = solve(model, ts)
-        tt, yy = np.asarray(sol.t, float), np.asarray(sol.metrics["crossing"], float)
-        for k in live:
-            a, b = brackets[k]
-            i = _first_below(tt, yy, levels[k], a, b)
-            if i is None:  # the refined record does not bracket it (non-monotone): keep coarse
-                continue
-            brackets[k] = (tt[i - 1], tt[i])
-            y0, y1 = yy[i - 1], yy[i]
-            frac = (y0 - levels[k]) / (y0 - y1) if y0 != y1 else 1.0
-            out[k] = tt[i - 1] + frac * (tt[i] - tt[i - 1])
-    return out
 
 
 def run_scales(cfg, build, log) -> list[Outcome]:

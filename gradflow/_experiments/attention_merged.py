@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import data as gdata
 from .. import models, theory
-from ._common import Outcome, Row, Solver, crossings, run_scales, save_grid, to_dataset
+from .._flow import Crossings
+from ._common import Outcome, Row, Solver, run_scales, save_grid, to_dataset
 
 
 def _loss(model, task):
@@ -48,6 +49,9 @@ def run(cfg, log=print):
     sigma_inf = 1.0 / c
     final = d * (1.0 + d) / (n + 1.0 + d)
     solve = Solver(cfg, task, _loss, METRICS)
+    # σ(t) reaching half its limit, root-found during the solve (one function for every
+    # init scale: the crossing is part of the compiled solve)
+    half_sigma = Crossings([0.5 * sigma_inf], lambda m: -_neg_sigma(m, task))
     d_hat = np.eye(d).reshape(-1, 1) / np.sqrt(d)
 
     def build(scale):
@@ -60,11 +64,11 @@ def run(cfg, log=print):
         w_eff = float(np.sqrt(u0))
         half = float(theory.attention_merged_half_time(d, n, w_eff))
         ts = save_grid(cfg.horizon * half, cfg.save_points, 1e-4 * half)
-        sol = solve(model, ts)
+        sol = solve(model, ts, crossings=half_sigma)
         t = np.asarray(sol.t)
         loss = 2.0 * np.asarray(sol.loss)  # paper convention, no ½
         sigma = -np.asarray(sol.metrics["crossing"])
-        (cross,) = crossings(solve, model, t, -sigma, [-0.5 * sigma_inf])
+        (cross,) = np.asarray(sol.crossings)
         pred_sigma = theory.attention_merged_sigma(t, d, n, w_eff)
         how = "Eq. (10), exact" if cfg.init == "aligned" else "Eq. (10) from u₀ of the init"
         rows = [

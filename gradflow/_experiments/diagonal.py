@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import data as gdata
 from .. import losses, models, theory
-from ._common import Outcome, Row, Solver, crossings, run_scales, save_grid, to_dataset
+from ._common import Outcome, Row, Solver, run_scales, save_grid, to_dataset
 
 
 def _loss(model, data):
@@ -49,9 +49,9 @@ def run(cfg, log=print):
         scale = float(np.log(1.0 / alpha))
         model = models.DiagonalLinear(cfg.d, alpha)
         ts = save_grid(t_end * scale, cfg.save_points, 1e-3 * jumps[0] * scale)
-        sol = solve(model, ts)
+        sol = solve(model, ts, crossings=[float(x) for x in mids])
         t, loss = np.asarray(sol.t), np.asarray(sol.loss)
-        measured = crossings(solve, model, t, loss, mids) / scale
+        measured = np.asarray(sol.crossings) / scale
         beta = np.asarray(sol.metrics["beta"])
         rows = [
             Row(f"jump {k + 1} time t/ln(1/α)", measured[k], jumps[k], "Pesme–Flammarion limit")

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import analysis, models, theory
 from .. import data as gdata
-from ._common import Outcome, Row, Solver, crossings, run_scales, save_grid, to_dataset
+from ._common import Outcome, Row, Solver, run_scales, save_grid, to_dataset
 
 
 def _loss(model, t):
@@ -64,9 +64,9 @@ def run(cfg, log=print):
         exact = float(theory.quadratic_unit_escape_time(v0, lam1))
         blowup = float(theory.type3_blowup_time(2 * lam1, v0))
         ts = save_grid(cfg.horizon * exact, cfg.save_points, 1e-4 * exact)
-        sol = solve(model, ts)
+        sol = solve(model, ts, crossings=[mid])
         t, loss = np.asarray(sol.t), np.asarray(sol.loss)
-        (cross,) = crossings(solve, model, t, loss, [mid])
+        (cross,) = np.asarray(sol.crossings)
         rows = [
             Row("drop time (midpoint crossing)", cross, exact, "reduced ODE, exact"),
             Row("drop time vs 1/(2λ₁v₀)", cross, blowup, "leading order, error ∝ v₀"),
@@ -82,9 +82,9 @@ def run(cfg, log=print):
         first = float(np.min(theory.quadratic_blowup_times(v0, u0, lam_yz)))
         # after the first saddle the next unit needs a few times longer (THEORY §1.6)
         ts = save_grid(3.0 * cfg.horizon * first, cfg.save_points, 1e-4 * first)
-        sol = solve(model, ts)
+        sol = solve(model, ts, crossings=[mid, 0.5 * level1])
         t, loss = np.asarray(sol.t), np.asarray(sol.loss)
-        drops = crossings(solve, model, t, loss, [mid, 0.5 * level1])
+        drops = np.asarray(sol.crossings)
         plateau = analysis.plateaus(t=t, loss=loss, levels=[level0, level1, 0.0])
         units = np.asarray(sol.metrics["units"])
         centre = np.sqrt(drops[0] * drops[1]) if np.all(np.isfinite(drops)) else np.nan
