@@ -25,8 +25,10 @@ from .common import (
     timed_group,
 )
 
-#: GD learning rates searched, as multiples of 1/λ_max (largest first).
-GD_FACTORS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+#: GD learning rates searched, as multiples of 1/λ_max (largest first). Rates above 1/λ_max
+#: (up to 1.9, inside the stability limit 2/λ_max at the minimum) count: on the 3-layer and
+#: Type III cases GD at 1.9/λ_max stays stable and within 1% (0.02–0.5%).
+GD_FACTORS = (1.9, 1.5, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 #: Largest accepted max relative drop-time error for "GD at 1%".
 GD_TOL = 0.01
 
@@ -136,6 +138,7 @@ def _finish(row: dict, name: str, problem: Problem, ref_drops, twin=None) -> dic
     row.pop("params", None)
     row["method"] = name
     row["drops_plain_grid"] = [float(x) for x in drops]
+    row["drops_by"] = "plain grid"
     if twin is not None:
         drops = drop_times(problem, twin["t"], twin["loss"])
         row["drops_by"] = "refined grid"
@@ -161,8 +164,9 @@ def _gd(problem: Problem, fine: Problem, ref_drops, lam: float, log) -> list[dic
         if err <= GD_TOL:
             chosen = c
             break
-        if not np.isfinite(err):  # no reference drop inside [0, T] (e.g. a tiny smoke-test T)
+        if np.isnan(err):  # no reference drop inside [0, T] (e.g. a tiny smoke-test T)
             break
+        # (inf: a drop missed, e.g. a rate that diverges: try the next, smaller one)
     twin = by_c.get(1.0) or comp.run_gd(fine, 1.0 / lam, repeats=0)
     row = _finish(comp.run_gd(problem, 1.0 / lam), "gd_lr_1/lmax", problem, ref_drops, twin)
     row["c"] = 1.0
@@ -239,7 +243,9 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     if group:
         timings = timed_group({k: call for k, (call, _) in group.items()})
         exact = {}
-        for k, solver in (("gradflow", None), ("gradflow_tsit5", "tsit5")):
+        # (the Tsit5 rows, whose accuracy is no target, keep plain-grid drop times: their
+        # twins would add ~30 s to the quick mode's 5 minutes)
+        for k, solver in (("gradflow", None),):
             if k in group and problem.levels is not None:
                 # an untimed twin with root-found crossings: the same steps (`gf.Crossings`
                 # leaves the step sequence unchanged), its drops to the root finder's accuracy
@@ -248,8 +254,7 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         if "gradflow" in exact:
             exact["gradflow_progress"] = exact["gradflow"]
         for k, (_, finish) in group.items():
-            twin = comp.run_diffrax(fine, "tsit5", repeats=0) if k == "diffrax_tsit5" else None
-            row = _finish(finish(*timings[k]), k, problem, ref_drops, twin)
+            row = _finish(finish(*timings[k]), k, problem, ref_drops)
             if k in exact:
                 twin = exact[k]
                 row["drop_err_grid"] = row["drop_err"]
