@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .rkc import power_iteration
+from .rkc import power_iteration, random_unit
 
 #: |z| below this uses the Taylor series of φ_k (the recurrence loses digits near 0).
 _SERIES_BELOW = 1.0
@@ -153,14 +153,8 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
 
     def init(self, terms, t0, t1, y0, args):
         f0 = terms.vf(t0, y0, args)
-        leaves, treedef = jax.tree.flatten(y0)
-        keys = jax.random.split(jax.random.key(0), len(leaves))
-        v = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-        v = jax.tree.unflatten(treedef, v)
-        nv = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(v)))
-        v = jax.tree.map(lambda x: x / nv.astype(x.dtype), v)
         # ρ as RKC starts (what `Auto` watches in explicit mode)
-        rho, v = power_iteration(terms, t0, y0, args, v, self.init_power_iters)
+        rho, v = power_iteration(terms, t0, y0, args, random_unit(y0), self.init_power_iters)
         i32 = lambda k: jnp.asarray(k, jnp.int32)
         counts = {"num_vf": i32(1), "num_jvp": i32(self.init_power_iters),
                   "num_hessians": i32(0)}  # fmt: skip
@@ -205,7 +199,3 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
-
-    # for `Auto`'s explicit mode (the same warm-started power iteration as RKC)
-    def _power(self, terms, t, y, args, v, n):
-        return power_iteration(terms, t, y, args, v, n)

@@ -61,6 +61,16 @@ def power_iteration(terms, t, y, args, v, n):
     return rho, v
 
 
+def random_unit(y):
+    """A fixed-seed random pytree shaped like `y`, of unit norm: the power iteration's start."""
+    leaves, treedef = jax.tree.flatten(y)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    v = jax.tree.unflatten(treedef, [jax.random.normal(k, x.shape, x.dtype)
+                                     for k, x in zip(keys, leaves)])  # fmt: skip
+    nv = _norm(v)
+    return jax.tree.map(lambda x: x / jnp.where(nv > 0, nv, 1).astype(x.dtype), v)
+
+
 def _w1(s, w0):
     """$w_1 = T_s'(w_0) / T_s''(w_0)$ in closed form (as in `rkc.f`)."""
     temp1 = w0 * w0 - 1.0
@@ -128,9 +138,6 @@ class RKC(dfx.AbstractAdaptiveSolver):
 
     # -- spectral radius -------------------------------------------------------------------
 
-    def _power(self, terms, t, y, args, v, n):
-        return power_iteration(terms, t, y, args, v, n)
-
     def _stages(self, rho, h):
         s_float = 1.0 + jnp.floor(jnp.sqrt(1.0 + 1.54 * jnp.abs(h) * self.safety * rho))
         too_many = s_float > self.max_stages
@@ -179,13 +186,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
 
     def init(self, terms, t0, t1, y0, args):
         f0 = terms.vf(t0, y0, args)
-        keys = jax.random.split(jax.random.key(0), len(jax.tree.leaves(y0)))
-        leaves, treedef = jax.tree.flatten(y0)
-        v = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-        v = jax.tree.unflatten(treedef, v)
-        nv = _norm(v)
-        v = jax.tree.map(lambda x: x / jnp.where(nv > 0, nv, 1).astype(x.dtype), v)
-        rho, v = self._power(terms, t0, y0, args, v, self.init_power_iters)
+        rho, v = power_iteration(terms, t0, y0, args, random_unit(y0), self.init_power_iters)
         i32 = lambda n: jnp.asarray(n, jnp.int32)
         counts = {
             "num_vf": i32(1),
@@ -201,7 +202,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
             f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
         h = t1 - t0
         n_refresh = jnp.where(age >= self.refresh_every, self.power_iters, 0)
-        rho_new, v = self._power(terms, t0, y0, args, v, n_refresh)
+        rho_new, v = power_iteration(terms, t0, y0, args, v, n_refresh)
         rho = jnp.where(n_refresh > 0, jnp.maximum(rho_new, 0.0), rho)
         age = jnp.where(n_refresh > 0, 0, age)
 
@@ -213,7 +214,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
             nseed = _norm(seed)
             seed = jax.tree.map(lambda x: x / jnp.where(nseed > 0, nseed, 1).astype(x.dtype), seed)
             n_it = jnp.where(stale, self.power_iters, 0)
-            rho_p, v_p = self._power(terms, t0, y0, args, seed, n_it)
+            rho_p, v_p = power_iteration(terms, t0, y0, args, seed, n_it)
             rho = jnp.where(stale, jnp.maximum(rho_p, secant), rho)
             v = jax.tree.map(lambda a, b: jnp.where(stale, a, b), v_p, v)
             s, too_many = self._stages(rho, h)
