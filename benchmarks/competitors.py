@@ -56,20 +56,15 @@ def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progres
     row as `crossings`); used for untimed accuracy runs only (it costs a gradient per step).
     """
 
+    kw = dict(t1=problem.t1, save=problem.ts, loss=problem.loss, solver=solver, rtol=rtol,
+              atol=atol, max_steps=max_steps, crossings=crossings)  # fmt: skip
+
     def call():
-        if crossings is not None:
-            return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
-                           loss=problem.loss, solver=solver, rtol=rtol, atol=atol,
-                           progress=False, max_steps=max_steps, crossings=crossings)  # fmt: skip
         if progress:
             # the live line goes to a throwaway stream: we time the callbacks, not a terminal
             with contextlib.redirect_stderr(io.StringIO()):
-                return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
-                               loss=problem.loss, solver=solver, rtol=rtol, atol=atol,
-                               progress=True, max_steps=max_steps)  # fmt: skip
-        return gf.flow(problem.model, problem.data, t1=problem.t1, save=problem.ts,
-                       loss=problem.loss, solver=solver, rtol=rtol, atol=atol, progress=False,
-                       max_steps=max_steps)  # fmt: skip
+                return gf.flow(problem.model, problem.data, progress=True, **kw)
+        return gf.flow(problem.model, problem.data, progress=False, **kw)
 
     if repeats is None:
         return call, _gradflow_row

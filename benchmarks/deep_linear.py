@@ -243,16 +243,14 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     if group:
         timings = timed_group({k: call for k, (call, _) in group.items()})
         exact = {}
-        # (the Tsit5 rows, whose accuracy is no target, keep plain-grid drop times: their
-        # twins would add ~30 s to the quick mode's 5 minutes)
-        for k, solver in (("gradflow", None),):
-            if k in group and problem.levels is not None:
-                # an untimed twin with root-found crossings: the same steps (`gf.Crossings`
-                # leaves the step sequence unchanged), its drops to the root finder's accuracy
-                mids = [float(x) for x in gf.analysis.drop_levels(problem.levels)]
-                exact[k] = comp.run_gradflow(problem, solver=solver, repeats=0, crossings=mids)
-        if "gradflow" in exact:
-            exact["gradflow_progress"] = exact["gradflow"]
+        if "gradflow" in group and problem.levels is not None:
+            # an untimed twin with root-found crossings: the same steps (`gf.Crossings` leaves
+            # the step sequence unchanged), its drops to the root finder's accuracy; the
+            # progress row takes the same steps too. (The Tsit5 rows, whose accuracy is no
+            # target, keep plain-grid drop times: their twins would add ~30 s to quick mode.)
+            mids = [float(x) for x in gf.analysis.drop_levels(problem.levels)]
+            twin = comp.run_gradflow(problem, repeats=0, crossings=mids)
+            exact = {"gradflow": twin, "gradflow_progress": twin}
         for k, (_, finish) in group.items():
             row = _finish(finish(*timings[k]), k, problem, ref_drops)
             if k in exact:
