@@ -30,11 +30,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from .._io import atomic_write
 from .solution import MAX_STEPS, FlowSolution
 
-FORMAT = "gradflow-checkpoint/1"
+FORMAT = "gradflow-checkpoint/2"  # 2: the carry holds the flat state (solve._Flat)
 
 
 class CheckpointError(ValueError):
@@ -219,12 +220,12 @@ def run(path, every, *, loss_fn, params, args, t0, t1, ts, max_steps, config, **
         _save(path, meta, {**trees, "last": last})
     return _assemble(
         solver, field, crossings, ts_np, carry, counts, filled, merged, last, code, t_final,
-        kw["save_params"], _work_stats,
+        kw["save_params"], _work_stats, ravel_pytree(params)[1],
     )  # fmt: skip
 
 
 def _assemble(solver, field, crossings, ts, carry, counts, filled, merged, last, code, t_final,
-              save_params, work_stats) -> FlowSolution:  # fmt: skip
+              save_params, work_stats, unravel) -> FlowSolution:  # fmt: skip
     def record(x, x_final):
         x = np.asarray(x)
         mask = filled.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -242,7 +243,7 @@ def _assemble(solver, field, crossings, ts, carry, counts, filled, merged, last,
         t=jnp.asarray(record(ts, t_final)),
         loss=jnp.asarray(rec["loss"]),
         metrics={k: jnp.asarray(v) for k, v in rec["metrics"].items()},
-        params=carry["y"],
+        params=unravel(jnp.asarray(carry["y"])),  # the flat state (`solve._Flat`)
         model=None,
         t_final=jnp.asarray(t_final),
         status_code=jnp.asarray(code, jnp.int32),
