@@ -21,6 +21,7 @@ from ._flow import ExpRB as ExpRB
 from ._flow import FlowSolution as FlowSolution
 from ._flow import GradientFlow as GradientFlow
 from ._flow import ModifiedFlow as ModifiedFlow
+from ._flow import RosW as RosW
 from ._flow import flow as flow
 from ._flow import log_grid as log_grid
 from ._flow import solve_flow as solve_flow

@@ -6,6 +6,7 @@ from .field import GradientFlow as GradientFlow
 from .field import ModifiedFlow as ModifiedFlow
 from .options import log_grid as log_grid
 from .rkc import RKC as RKC
+from .rosw import RosW as RosW
 from .solution import FlowSolution as FlowSolution
 from .solve import flow as flow
 from .solve import solve_flow as solve_flow

@@ -37,11 +37,13 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .exprb import ExpRB
 from .rkc import RKC, power_iteration
+from .rosw import RosW
 from .sliding import project_kink_error
 
 EXPLICIT, STIFF = 0, 1
@@ -90,7 +92,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
     """
 
     stiff: RKC = RKC(safety=1.0)
-    dense: ExpRB | None = ExpRB()
+    dense: ExpRB | RosW | None = ExpRB()
     dense_max: int = 64
     check_every: int = 10
     to_stiff: float = 2.5
@@ -120,11 +122,14 @@ class Auto(dfx.AbstractAdaptiveSolver):
     def error_order(self, terms):
         return 3
 
-    def _stiff(self, y) -> RKC | ExpRB:
+    def _stiff(self, y) -> RKC | ExpRB | RosW:
         """The stiff method for parameters `y` (static: it depends on their size only)."""
         size = sum(x.size for x in jax.tree.leaves(y))
         if self.dense is None or size > self.dense_max:
             return self.stiff
+        if isinstance(self.dense, RosW) and self.dense.rtol is None:
+            return eqx.tree_at(lambda s: (s.rtol, s.atol), self.dense, (self.rtol, self.atol),
+                               is_leaf=lambda x: x is None)  # fmt: skip
         return self.dense
 
     def init(self, terms, t0, t1, y0, args):

@@ -15,6 +15,7 @@ from .._custom_types import PyTree
 from .auto import Auto
 from .exprb import ExpRB
 from .rkc import RKC
+from .rosw import RosW
 
 SOLVERS = {
     "tsit5": dfx.Tsit5,
@@ -27,6 +28,7 @@ SOLVERS = {
     "kvaerno5": dfx.Kvaerno5,
     "rkc": RKC,
     "exprb": ExpRB,
+    "rosw": RosW,
     "auto": Auto,
 }
 
@@ -55,14 +57,15 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
     """
     if isinstance(solver, dfx.AbstractImplicitSolver):
         return dfx.PIDController(rtol=rtol, atol=atol)
-    if isinstance(solver, Auto | RKC | ExpRB):
+    if isinstance(solver, Auto | RKC | ExpRB | RosW):
         return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3, norm=optx.max_norm)
     return dfx.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.3)
 
 
 def with_tolerances(solver, rtol, atol):
-    """Give `Auto` the default controller's tolerances (for its stiff-mode error scaling)."""
-    if isinstance(solver, Auto) and solver.atol is None:
+    """Give `Auto` (for its stiff-mode error scaling) and `RosW` (to decide its redos) the
+    default controller's tolerances."""
+    if isinstance(solver, Auto | RosW) and solver.atol is None:
         return eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (rtol, atol),
                            is_leaf=lambda x: x is None)  # fmt: skip
     return solver
