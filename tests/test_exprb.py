@@ -14,6 +14,7 @@ import gradflow as gf
 from gradflow._flow.auto import Auto
 from gradflow._flow.exprb import ExpRB, phi
 from gradflow._flow.rkc import RKC
+from gradflow._flow.rosw import RosW
 
 
 def _phi_exact(z: float, k: int) -> float:
@@ -84,11 +85,14 @@ def test_exprb_step_is_exact_on_a_linear_flow_through_a_saddle():
     assert float(jnp.max(jnp.abs(err))) < 1e-10
 
 
-def test_auto_uses_exprb_for_small_models_and_rkc_for_large_ones():
+def test_auto_uses_exprb_for_small_models_rosw_for_mid_sized_and_rkc_for_large_ones():
     auto = Auto()
     assert isinstance(auto._stiff(jnp.zeros(auto.dense_max)), ExpRB)
-    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max + 1)), RKC)
-    assert isinstance(Auto(dense=None)._stiff(jnp.zeros(3)), RKC)
+    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max + 1)), RosW)
+    assert isinstance(auto._stiff(jnp.zeros(auto.rosw_max)), RosW)
+    assert isinstance(auto._stiff(jnp.zeros(auto.rosw_max + 1)), RKC)
+    assert isinstance(Auto(dense=None)._stiff(jnp.zeros(3)), RosW)
+    assert isinstance(Auto(dense=None, rosw=None)._stiff(jnp.zeros(3)), RKC)
 
 
 def test_auto_with_exprb_on_a_type_iii_flow_matches_dopri8_in_fewer_steps():
@@ -102,7 +106,7 @@ def test_auto_with_exprb_on_a_type_iii_flow_matches_dopri8_in_fewer_steps():
     kw = dict(t1=120.0, loss=loss, save=None, progress=False, crossings=levels)
     sol = gf.flow(model, data, **kw)
     ref = gf.flow(model, data, solver="dopri8", rtol=1e-12, atol=1e-12, **kw)
-    rkc = gf.flow(model, data, solver=Auto(dense=None), **kw)
+    rkc = gf.flow(model, data, solver=Auto(dense=None, rosw=None), **kw)
     assert sol.status == "success" and int(sol.stats["num_stiff_steps"]) > 0
     assert np.all(np.isfinite(ref.crossings))
     # the first drop is Tsit5's (1e-5 off at rtol 1e-6, as with solver="tsit5"); the second
@@ -127,7 +131,7 @@ def test_sweeps_default_to_auto_without_the_dense_branch():
 
     for default in (None, "auto", "AUTO"):
         chosen = sweep_solver(default)
-        assert isinstance(chosen, Auto) and chosen.dense is None
+        assert isinstance(chosen, Auto) and chosen.dense is None and chosen.rosw is None
     explicit = Auto()
     assert sweep_solver(explicit) is explicit and sweep_solver("rkc") == "rkc"
 

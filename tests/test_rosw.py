@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import gradflow as gf
-from gradflow._flow.auto import Auto
 from gradflow._flow.rosw import ALPHA, B_HAT, GAMMA, GAMMAS, B, RosW
 
 
@@ -38,7 +37,7 @@ def test_rosw_is_third_order_with_a_fresh_and_with_a_frozen_w():
     tight = dfx.PIDController(rtol=1e-13, atol=1e-13)
     ref = dfx.diffeqsolve(_TERM, dfx.Dopri8(), 0.0, 1.0, 1e-3, y0, max_steps=100_000,
                           stepsize_controller=tight).ys[-1]  # fmt: skip
-    for solver in (RosW(refresh_every=1), RosW(refresh_every=10**9)):
+    for solver in (RosW(refresh_every=1), RosW(refresh_every=10**9), RosW(rank=2)):
         errs = [float(jnp.max(jnp.abs(_fixed_steps(solver, y0, n) - ref))) for n in (16, 32, 64)]
         orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
         assert np.all((orders > 2.6) & (orders < 3.4)), (solver.refresh_every, errs, orders)
@@ -74,10 +73,3 @@ def test_rosw_by_name_matches_dopri8_drop_times_and_redoes_on_a_stale_w():
     assert int(sol.stats["num_hessians"]) >= 1
     # W is refreshed far less often than once per step
     assert int(sol.stats["num_hessians"]) < int(sol.stats["num_accepted"]) / 2
-
-
-def test_auto_fills_rosw_tolerances_when_it_is_the_dense_method():
-    auto = eqx.tree_at(lambda s: (s.rtol, s.atol), Auto(dense=RosW()), (1e-6, 1e-9),
-                       is_leaf=lambda x: x is None)  # fmt: skip
-    chosen = auto._stiff(jnp.zeros(8))
-    assert isinstance(chosen, RosW) and chosen.rtol == 1e-6 and chosen.atol == 1e-9

@@ -65,7 +65,7 @@ def test_sweep_equals_loop_of_flows():
     for p in GRID.points():
         # a sweep's default solver is auto without its dense branch (`sweep_solver`)
         sol = gf.flow(*build(**p), t1=T1, save=SAVE, metrics=METRICS, progress=False,
-                      solver=gf.Auto(dense=None))  # fmt: skip
+                      solver=gf.Auto(dense=None, rosw=None))  # fmt: skip
         r = ds.sel(p)
         n = len(sol.loss) - 1  # trimmed record: grid up to t1 (exclusive), then the final state
         # 1e-10 relative, down to rounding of the converged loss (L0 = 7, atol 1e-14 · L0)

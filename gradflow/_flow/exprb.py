@@ -85,6 +85,16 @@ def phi(z: jax.Array, kmax: int = 4) -> list[jax.Array]:
     return out
 
 
+def dense_eig(terms, t, y, args):
+    """(V, λ) with J = V diag(λ) Vᵀ, J the symmetrised Jacobian of the field at `y` (a dense
+    Hessian from P batched Hessian-vector products, then `eigh`)."""
+    flat, unravel = ravel_pytree(y)
+    f = lambda z: ravel_pytree(terms.vf(t, unravel(z), args))[0]
+    jac = jax.jacfwd(f)(flat)
+    lam, vecs = jnp.linalg.eigh(0.5 * (jac + jac.T))
+    return vecs, lam
+
+
 class ExpRB(dfx.AbstractAdaptiveSolver):
     r"""Exponential Rosenbrock method `exprb43` (order 4, embedded order 3) on the dense
     eigendecomposition of the Hessian at the start of each step (see the module docstring).
@@ -121,17 +131,12 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
     # -- the Hessian -----------------------------------------------------------------------
 
     def _eig(self, terms, t, y, args):
-        """(V, λ) with J = V diag(λ) Vᵀ, J the symmetrised Jacobian of the field at y."""
-        flat, unravel = ravel_pytree(y)
-        f = lambda z: ravel_pytree(terms.vf(t, unravel(z), args))[0]
-        jac = jax.jacfwd(f)(flat)
-        lam, vecs = jnp.linalg.eigh(0.5 * (jac + jac.T))
-        return vecs, lam
+        return dense_eig(terms, t, y, args)
 
     # -- one exprb43 step in the eigenbasis ------------------------------------------------
 
     def _exprb43(self, vf_flat, y, f0, vecs, lam, h):
-        dot = lambda v: vecs.T @ v
+        dot = lambda v: v @ vecs  # Vᵀv (`vecs.T @ v` materialises the transpose on CPU)
         back = lambda c: vecs @ c
         z = h * lam
         p1h = phi(0.5 * z, 1)[1]

@@ -63,9 +63,8 @@ def default_controller(solver, rtol, atol) -> dfx.PIDController:
 
 
 def with_tolerances(solver, rtol, atol):
-    """Give `Auto` (for its stiff-mode error scaling) and `RosW` (to decide its redos) the
-    default controller's tolerances."""
-    if isinstance(solver, Auto | RosW) and solver.atol is None:
+    """Give `Auto` the default controller's tolerances (for its stiff-mode error scaling)."""
+    if isinstance(solver, Auto) and solver.atol is None:
         return eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (rtol, atol),
                            is_leaf=lambda x: x is None)  # fmt: skip
     return solver

@@ -14,35 +14,45 @@ $W$ captures the stiff directions. That is what makes the linear algebra cheap h
 
 1. $W$ is the stable part of the Jacobian $J = -\nabla^2 L$ at some recent point: one dense
    Hessian ($P$ batched Hessian-vector products) and one `eigh`, $J = V\,\mathrm{diag}(\lambda)
-   V^\top$, then $W = V\,\mathrm{diag}(\min(\lambda, 0))\,V^\top$. Every solve with
-   $I - h\gamma W$ is then two $P \times P$ matrix-vector products, for any $h$.
-2. The decomposition is reused for `refresh_every` accepted steps, and refreshed early when a
-   step with a stale one would be rejected (the step is then redone in the same call, as RKC
-   redoes a step on a stale spectral radius). Its $O(P^3)$ cost is spread over those steps.
-3. The unstable directions of a saddle ($\lambda > 0$) are left out of $W$: there the
-   method is the explicit Runge–Kutta method of its $\alpha, b$ (third order, for any $W$),
-   and $I - h\gamma W$ can never be singular.
+   V^\top$, then $W = V_k\,\mathrm{diag}(\min(\lambda, 0))\,V_k^\top$ on the `rank` $= k$
+   stiffest eigenpairs (all by default). Every solve with $I - h\gamma W$ is then two
+   $P \times k$ matrix-vector products, for any $h$.
+2. The decomposition is reused for `refresh_every` accepted steps (and refreshed on the first
+   step, and after `Auto` hands over from its explicit mode). Its $O(P^3)$ cost (~2 ms at
+   $P = 192$ on one CPU core; the Hessian itself ~0.2 ms) is spread over those steps.
+3. The unstable directions of a saddle ($\lambda > 0$), and the directions beyond `rank`, are
+   left out of $W$: there the method is the explicit Runge–Kutta method of its $\alpha, b$
+   (third order, for any $W$), and $I - h\gamma W$ can never be singular. A stiff direction
+   left out limits the step as it would an explicit method, so `rank` must cover the stiff
+   directions (3-layer linear benchmark case, P = 192: 55 curvatures above 1; rank 64
+   takes 1,735 steps at σ = 1e-4, rank 32 30,213).
 
 We measured the alternative first: exprb43 (`ExpRB`) with a Hessian kept for 5 steps drops to
 second order and its error estimate stops bounding the error (ExpRB's docstring). A W-method's
-embedded pair is a W-method too, so its estimate stays honest with a stale $W$.
+embedded pair is a W-method too, so its estimate stays honest with a stale $W$ (the tests
+check third order with $W$ frozen at $t_0$). Refreshing when a stale-$W$ step would be
+rejected, and redoing it, cost more than it saved: every rejected attempt then paid for an
+`eigh` whose result diffrax discards with the step (3-layer σ = 1e-3: 0.78 s against 0.27 s).
 
 The method is Rang & Angermann's ROS34PW2 (BIT 45, 2005): 4 stages, order 3 with an
 embedded order-2 solution, L-stable, stiffly accurate. Cost per step: 4 gradients (the slope
-at the step end, for dense output, starts the next step) and 9 $P \times P$ matrix-vector
-products, plus a Hessian and an `eigh` every `refresh_every` steps or on a redo.
+at the step end, for dense output, starts the next step) and 8 $P \times k$ products, plus a
+Hessian and an `eigh` every `refresh_every` steps. Being third order, its error estimate is
+judged `error_scale` = 10 times tighter (as `Auto` judges RKC's 15 times tighter): at scale 1
+the 3-layer σ = 1e-6 drop times were off by 4.8e-4, at 10 by 9.5e-5.
 
-**Measured** (benchmark cases, `Auto(dense=RosW(), dense_max=400)` against the defaults;
-root-found drop-time errors). It needs far fewer steps than RKC in stiff phases, but on CPU
-the dense products are memory-bound (a 192 × 192 matrix read 9 times per step: a stiff step
-costs ~4× a Tsit5 step), so it is not `Auto`'s default:
+**Measured** as `Auto`'s stiff method (`RosW(rank=64)`, for 64 < P ≤ 256) against RKC, on
+the 3-layer linear benchmark cases (P = 192; root-found drop-time errors):
 
-- 3-layer linear (P = 192), σ = 1e-3: 402 stiff steps (RKC 1,958), 0.49 s (RKC 0.08 s);
-  σ = 1e-6: 1,315 stiff steps (RKC 6,542), 1.24 s (RKC 1.55 s), drop error 5.9e-4 (1.2e-4).
-- Type III quadratic net (P = 12), σ = 1e-4: 5.0 ms (exprb43 6.1 ms), drop error 5.3e-5
-  (1.3e-5); separate-KQ attention (P = 21): 8.7 ms (12.1 ms), 1.3e-4 (1.1e-5).
-- Alone (`solver="rosw"`) its drop times converge with the tolerance: 1e-4 at rtol = 1e-6,
-  1.9e-6 at 1e-8 (2-layer linear test case), with one Hessian per ~20 steps.
+- σ = 1e-3: 1,027 steps, 73 ms, 2.7e-5 (RKC: 2,484 steps, 70 ms, 5.8e-5);
+- σ = 1e-4: 1,735 steps, 112 ms, 3.4e-5 (RKC: 4,140, 163 ms, 6.8e-5);
+- σ = 1e-6: 3,355 steps, 0.28 s, 9.5e-5 (RKC: 7,910, 1.8 s, 1.2e-4); full rank 0.41 s.
+
+On the 2-layer linear cases (P = 128, stiff for ~10 steps) it is 25–50% slower than RKC: the
+Hessian and the $P \times k$ state carried through every explicit step are not paid back.
+Two implementation notes from the measurements: `f @ V` instead of `V.T @ f` (XLA on CPU
+otherwise copies the transpose of the carried matrix every time: 158 → 37 µs per step), and
+no decomposition at `init` (`Auto`'s first plateau is not stiff).
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .exprb import dense_eig
 from .rkc import power_iteration, random_unit
 
 # ROS34PW2 (Rang & Angermann 2005), in the form (I − hγW)k_i = hF(y + Σ α_ij k_j) + hW Σ γ_ij k_j
@@ -84,10 +95,9 @@ class RosW(dfx.AbstractAdaptiveSolver):
 
     **Arguments:**
 
-    - `refresh_every`: accepted steps between fresh Hessians (default 20).
-    - `rtol`, `atol`: the controller's tolerances, used only to decide whether a step with a
-      stale $W$ would be rejected (then $W$ is refreshed and the step redone); `None` (the
-      default unless `gf.flow` fills them in) never redoes.
+    - `refresh_every`: accepted steps between fresh Hessians (default 200).
+    - `rank`: how many of the stiffest eigenpairs make $W$ (default `None`: all).
+    - `error_scale`: factor on the error estimate (default 10, see the module docstring).
     - `power_iters`, `init_power_iters`: power iterations per spectral-radius refresh in
       `Auto`'s explicit mode, and at the start (defaults 3 and 20).
     - `explicit_below`: `Auto` switches back to Tsit5 when $h\rho$ is below this (default 1.0).
@@ -97,9 +107,9 @@ class RosW(dfx.AbstractAdaptiveSolver):
     `num_hessians`.
     """
 
-    refresh_every: int = 20
-    rtol: float | None = None
-    atol: jax.Array | float | None = None
+    refresh_every: int = 200
+    rank: int | None = None
+    error_scale: float = 10.0
     power_iters: int = 3
     init_power_iters: int = 20
     explicit_below: float = 1.0
@@ -116,47 +126,57 @@ class RosW(dfx.AbstractAdaptiveSolver):
         return 3
 
     def _eig(self, terms, t, y, args):
-        """(V, w): W = V diag(w) Vᵀ, w = min(λ, 0) for the symmetrised Jacobian at y."""
-        flat, unravel = ravel_pytree(y)
-        f = lambda z: ravel_pytree(terms.vf(t, unravel(z), args))[0]
-        jac = jax.jacfwd(f)(flat)
-        lam, vecs = jnp.linalg.eigh(0.5 * (jac + jac.T))
-        return vecs, jnp.minimum(lam, 0.0)
+        """(V, w): W = V diag(w) Vᵀ with w = min(λ, 0) for the symmetrised Jacobian at y,
+        keeping the `rank` most negative (stiffest) eigenpairs."""
+        vecs, lam = dense_eig(terms, t, y, args)  # ascending: the stiffest first
+        k = self._rank(lam.shape[0])
+        return vecs[:, :k], jnp.minimum(lam[:k], 0.0)
+
+    def _rank(self, size: int) -> int:
+        return size if self.rank is None else min(self.rank, size)
 
     def _ros34pw2(self, vf_flat, y, f0, vecs, w, h):
-        """One step in the eigenbasis of W: returns (y1, error estimate)."""
-        denom = 1.0 - h * GAMMA * w
-        cs = []  # c_i = Vᵀ k_i
+        r"""One step with W = V diag(w) Vᵀ (V: P × k orthonormal columns): (y1, error).
+
+        With c_j = Vᵀk_j, the stage solve is
+        $k_i = g + V\,(d \odot V^\top g)$, $d = 1/(1 - h\gamma w) - 1$,
+        $g = hF(U_i) + hV(w \odot \sum_j \gamma_{ij} c_j)$: two P × k products per stage.
+        """
+        d = 1.0 / (1.0 - h * GAMMA * w) - 1.0
+        ks, cs = [], []
         for i in range(4):
             if i == 0:
                 fi = f0
             else:
-                u = y + vecs @ sum(ALPHA[i, j] * cs[j] for j in range(i) if ALPHA[i, j] != 0)
-                fi = vf_flat(u)
-            rhs = h * (vecs.T @ fi)
+                fi = vf_flat(y + sum(ALPHA[i, j] * ks[j] for j in range(i) if ALPHA[i, j] != 0))
+            # Vᵀg (`fi @ vecs`: `vecs.T @ fi` would copy the transpose every step)
+            vg = h * (fi @ vecs)
+            coupling = 0.0
             if i > 0:
-                rhs = rhs + h * w * sum(GAMMAS[i, j] * cs[j] for j in range(i))
-            cs.append(rhs / denom)
-        y1 = y + vecs @ sum(B[i] * cs[i] for i in range(4))
-        err = vecs @ sum((B[i] - B_HAT[i]) * cs[i] for i in range(4))
+                coupling = h * w * sum(GAMMAS[i, j] * cs[j] for j in range(i))
+                vg = vg + coupling
+            c = (1.0 + d) * vg
+            ks.append(h * fi + vecs @ (coupling + d * vg))
+            cs.append(c)
+        y1 = y + sum(B[i] * ks[i] for i in range(4))
+        err = sum((B[i] - B_HAT[i]) * ks[i] for i in range(4))
         return y1, err
-
-    def _rejected(self, y0, y1, err):
-        """Whether the controller (max norm, these tolerances) would reject this step."""
-        scale = self.atol + self.rtol * jnp.maximum(jnp.abs(y0), jnp.abs(y1))
-        return jnp.max(jnp.abs(err) / scale) > 1.0
 
     # -- diffrax interface -----------------------------------------------------------------
 
     def init(self, terms, t0, t1, y0, args):
         f0 = terms.vf(t0, y0, args)
         rho, v = power_iteration(terms, t0, y0, args, random_unit(y0), self.init_power_iters)
-        vecs, w = self._eig(terms, t0, y0, args)
+        # no decomposition yet (W = 0), marked stale: the first step computes it, and under
+        # `Auto` that is the first stiff step, not the start of a non-stiff first plateau
+        size = sum(x.size for x in jax.tree.leaves(y0))
+        dtype = jnp.result_type(*jax.tree.leaves(y0))
+        k = self._rank(size)
+        vecs, w = jnp.eye(size, k, dtype=dtype), jnp.zeros(k, dtype)
         i32 = lambda k: jnp.asarray(k, jnp.int32)
-        size = vecs.shape[0]
-        counts = {"num_vf": i32(1), "num_jvp": i32(self.init_power_iters + size),
-                  "num_hessians": i32(1), "num_redos": i32(0)}  # fmt: skip
-        return f0, rho, v, i32(0), counts, vecs, w
+        counts = {"num_vf": i32(1), "num_jvp": i32(self.init_power_iters),
+                  "num_hessians": i32(0)}  # fmt: skip
+        return f0, rho, v, i32(self.refresh_every), counts, vecs, w
 
     def resync(self, state, f1, rho, v):
         """The state after steps by another method (`Auto`'s explicit mode): its slope and
@@ -175,37 +195,24 @@ class RosW(dfx.AbstractAdaptiveSolver):
         y, unravel = ravel_pytree(y0)
         f0_flat = ravel_pytree(f0)[0]
         vf_flat = lambda z: ravel_pytree(terms.vf(t0, unravel(z), args))[0]
-        fresh_eig = lambda: self._eig(terms, t0, y0, args)
         stale = age >= self.refresh_every
-        vecs, w = jax.lax.cond(stale, fresh_eig, lambda: (vecs, w))
-        refreshed = stale
+        vecs, w = jax.lax.cond(stale, lambda: self._eig(terms, t0, y0, args), lambda: (vecs, w))
         y1, err = self._ros34pw2(vf_flat, y, f0_flat, vecs, w, h)
-        redo = jnp.asarray(False)
-        if self.rtol is not None and self.atol is not None:
-            redo = jnp.logical_and(~refreshed, self._rejected(y, y1, err))
-
-            def again():
-                vecs2, w2 = fresh_eig()
-                y1b, errb = self._ros34pw2(vf_flat, y, f0_flat, vecs2, w2, h)
-                return y1b, errb, vecs2, w2
-
-            y1, err, vecs, w = jax.lax.cond(redo, again, lambda: (y1, err, vecs, w))
-            refreshed = jnp.logical_or(refreshed, redo)
         y1_tree = unravel(y1)
         f1 = terms.vf(t1, y1_tree, args)
         control = terms.contr(t0, t1)
         dense_info = dict(y0=y0, y1=y1_tree, k0=terms.prod(f0, control),
                           k1=terms.prod(f1, control))  # fmt: skip
-        n_hess = refreshed.astype(jnp.int32)
+        n_hess = stale.astype(jnp.int32)
         counts = {
-            "num_vf": counts["num_vf"] + 4 + 3 * redo.astype(jnp.int32),
+            "num_vf": counts["num_vf"] + 4,
             "num_jvp": counts["num_jvp"] + y.size * n_hess,
             "num_hessians": counts["num_hessians"] + n_hess,
-            "num_redos": counts["num_redos"] + redo.astype(jnp.int32),
         }
-        rho = jnp.where(refreshed, jnp.max(-w), rho)
-        age = jnp.where(refreshed, 1, age + 1)
+        rho = jnp.where(stale, jnp.max(-w), rho)
+        age = jnp.where(stale, 1, age + 1)
         state = (f1, rho, v, age, counts, vecs, w)
+        err = self.error_scale * err
         return y1_tree, unravel(err), dense_info, state, dfx.RESULTS.successful
 
     def work(self, solver_state) -> dict:

@@ -81,9 +81,10 @@ def sweep(
     - `t1`, `save`, `metrics`, `stop_when`, `loss`, `field`, `solver`, `rtol`, `atol`,
       `max_steps`: as in [`gradflow.flow`][], the same for every member (`save` is an int or
       explicit times: the common save grid, the `time` dimension). One difference: the
-      default solver (`None` or `"auto"`) is `gf.Auto(dense=None)`, i.e. `auto` with RKC as
-      its only stiff method (under `jax.vmap` both of `auto`'s branches run on every step,
-      and the dense one costs a Hessian and an `eigh`); pass `gf.Auto()` to have it anyway.
+      default solver (`None` or `"auto"`) is `gf.Auto(dense=None, rosw=None)`, i.e. `auto`
+      with RKC as its only stiff method (under `jax.vmap` both of `auto`'s branches run on
+      every step, and the dense ones cost a Hessian and an `eigh`); pass `gf.Auto()` to
+      have them anyway.
     - `chunk_size`: members per vmapped solve (default `min(largest group, 16 × devices)`).
     - `devices`: `None` (all local devices), an int (the first n) or a list of devices; the
       member axis of each chunk is split over them.
@@ -271,7 +272,7 @@ def _layout(plan: Plan, pairs, metrics: dict, n_time: int) -> list[Var]:
 
 
 def sweep_solver(solver):
-    """The solver of a sweep: `None` and `"auto"` become `Auto(dense=None)`.
+    """The solver of a sweep: `None` and `"auto"` become `Auto(dense=None, rosw=None)`.
 
     Under `jax.vmap`, `auto`'s mode switch is a select that runs both of its branches on
     every step; its dense exponential branch (a Hessian and an `eigh` per step, for ≤ 64
@@ -280,7 +281,7 @@ def sweep_solver(solver):
     few gradients. Solver instances (including `gf.Auto()`) are used as given.
     """
     if solver is None or (isinstance(solver, str) and solver.lower() == "auto"):
-        return Auto(dense=None)
+        return Auto(dense=None, rosw=None)
     return solver
 
 
