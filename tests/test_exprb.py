@@ -88,11 +88,13 @@ def test_exprb_step_is_exact_on_a_linear_flow_through_a_saddle():
 def test_auto_uses_exprb_for_small_models_rosw_for_mid_sized_and_rkc_for_large_ones():
     auto = Auto()
     assert isinstance(auto._stiff(jnp.zeros(auto.dense_max)), ExpRB)
-    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max + 1)), RosW)
+    assert isinstance(auto._stiff(jnp.zeros(auto.dense_max + 1)), RKC)
+    assert isinstance(auto._stiff(jnp.zeros(auto.rosw_min)), RosW)
     assert isinstance(auto._stiff(jnp.zeros(auto.rosw_max)), RosW)
     assert isinstance(auto._stiff(jnp.zeros(auto.rosw_max + 1)), RKC)
-    assert isinstance(Auto(dense=None)._stiff(jnp.zeros(3)), RosW)
-    assert isinstance(Auto(dense=None, rosw=None)._stiff(jnp.zeros(3)), RKC)
+    assert isinstance(Auto(dense=None)._stiff(jnp.zeros(3)), RKC)
+    assert isinstance(Auto(dense=None, rosw_min=1)._stiff(jnp.zeros(3)), RosW)
+    assert isinstance(Auto(rosw=None)._stiff(jnp.zeros(auto.rosw_min)), RKC)
 
 
 def test_auto_with_exprb_on_a_type_iii_flow_matches_dopri8_in_fewer_steps():

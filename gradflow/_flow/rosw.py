@@ -41,7 +41,7 @@ Hessian and an `eigh` every `refresh_every` steps. Being third order, its error 
 judged `error_scale` = 10 times tighter (as `Auto` judges RKC's 15 times tighter): at scale 1
 the 3-layer σ = 1e-6 drop times were off by 4.8e-4, at 10 by 9.5e-5.
 
-**Measured** as `Auto`'s stiff method (`RosW(rank=64)`, for 64 < P ≤ 256) against RKC, on
+**Measured** as `Auto`'s stiff method (`RosW(rank=64)`, for 129 ≤ P ≤ 256) against RKC, on
 the 3-layer linear benchmark cases (P = 192; root-found drop-time errors):
 
 - σ = 1e-3: 1,027 steps, 73 ms, 2.7e-5 (RKC: 2,484 steps, 70 ms, 5.8e-5);
