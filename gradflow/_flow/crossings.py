@@ -88,8 +88,9 @@ def as_crossings(crossings) -> Crossings | None:
     )
 
 
-def rate_fn(field, loss_fn, fn) -> Callable:
-    """`(t, y, args) -> (g, dg/dt)` for the watched scalar `fn(y, args)` (None: the loss)."""
+def rate_fn(field, vf, loss_fn, fn) -> Callable:
+    """`(t, y, args) -> (g, dg/dt)` for the watched scalar `fn(y, args)` (None: the loss),
+    along the vector field `vf(t, y, args)` of `field`."""
     if fn is None and type(field) is GradientFlow:
         # dL/dt = ∇L · (−∇L): one gradient, no JVP
         def rate(t, y, args):
@@ -101,7 +102,7 @@ def rate_fn(field, loss_fn, fn) -> Callable:
     g_fn = loss_fn if fn is None else fn
 
     def rate(t, y, args):
-        f = field(loss_fn, t, y, args)
+        f = vf(t, y, args)
         value, dot = jax.jvp(lambda p: g_fn(p, args), (y,), (f,))
         return jnp.asarray(value, float), jnp.asarray(dot, float)
 

@@ -35,7 +35,8 @@ drop times went from 3e-8 to 9e-3 relative error on the Type III benchmark case 
 linear: 6e-5 to 1.4e-3). A conservative estimate that sees the staleness (exprb43's own) made
 the steps redo with a fresh Hessian almost every time. So every step uses the Hessian at its
 own start; `Auto` uses this method only for small parameter counts (`Auto.dense_max`), where
-that is cheap, and RKC (no linear algebra) beyond.
+that is cheap, and beyond it `RosW` (a W-method, whose order survives a reused Hessian) or RKC
+(no linear algebra).
 
 Cost per step: 3 gradients (FSAL: the slope at the step end starts the next step), one dense
 Hessian, one `eigh` and a few $P \times P$ matrix-vector products.

@@ -96,30 +96,26 @@ class _Flat(eqx.Module):
     """
 
     unravel: Callable = eqx.field(static=True)
-    tree_loss: Callable
+    loss_fn: Callable
+    field: AbstractField
 
-    def loss(self, loss_fn):
-        return lambda z, a: loss_fn(self.unravel(z), a)
+    def wrap(self, fn):
+        """`fn(params, args)` as a function of the flat state."""
+        return lambda z, a: fn(self.unravel(z), a)
 
-    def field(self, field):
-        """The field on flat vectors: `field` sees the pytree, its value is raveled. (Taking
-        the gradient of the flat loss instead, through `unravel`, cost RKC 2.4× on the
-        3-layer σ = 1e-6 case: the transposed slices become pads in every stage.)"""
-        ravel = lambda tree: ravel_pytree(tree)[0]
-
-        def flat_field(loss_flat, t, z, a):
-            del loss_flat  # the field differentiates the tree loss
-            return ravel(field(self.tree_loss, t, self.unravel(z), a))
-
-        return flat_field
+    def vf(self, t, z, a):
+        """The field at the flat state, raveled: `field` sees the pytree. (Taking the
+        gradient of the flat loss instead, through `unravel`, cost RKC 2.4× on the 3-layer
+        σ = 1e-6 case: the transposed slices become pads in every stage.)"""
+        return ravel_pytree(self.field(self.loss_fn, t, self.unravel(z), a))[0]
 
 
 def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, crossings):
     """The flat initial state and its `_Flat` view, the vector-field term, the solver (`Auto`
     given the default controller's tolerances) and the (guarded) step-size controller."""
     y0, unravel = ravel_pytree(params)
-    flat = _Flat(unravel, loss_fn)
-    loss_flat, field_flat = flat.loss(loss_fn), flat.field(field)
+    flat = _Flat(unravel, loss_fn, field)
+    loss_flat = flat.wrap(loss_fn)
     if atol is None:
         atol = default_atol(params, rtol)
     if controller is None:
@@ -137,15 +133,13 @@ def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, 
     if guarded:
         watch = None
         if crossings is not None:
-            fn = None if crossings.fn is None else flat.loss(crossings.fn)
-            # GradientFlow: rate_fn's one-gradient path, on the flat loss
-            watched = field if type(field) is GradientFlow else field_flat
-            watch = _crossings.rate_fn(watched, loss_flat, fn)
+            fn = None if crossings.fn is None else flat.wrap(crossings.fn)
+            watch = _crossings.rate_fn(field, flat.vf, loss_flat, fn)
         levels = () if crossings is None else crossings.levels
         controller = _progress.GuardController(
             controller, loss_flat, progress, _diverged, watch, levels
         )
-    term = dfx.ODETerm(lambda t, y, a: field_flat(loss_flat, t, y, a))
+    term = dfx.ODETerm(flat.vf)
     return y0, flat, term, solver, controller, guarded, atol
 
 
@@ -255,7 +249,8 @@ def _solve(
     if not guarded:
         conds["diverged"] = lambda t, y, args, **kw: _diverged(y)
     if stop_when is not None:
-        conds["stop"] = lambda t, y, args, **kw: stop_when(unravel(y), args)
+        stop_flat = flat.wrap(stop_when)
+        conds["stop"] = lambda t, y, args, **kw: stop_flat(y, args)
         if infinite:
             # With t1 = inf, a stop condition that never changes sign must not spin until
             # max_steps: once the flow has settled on a fixed point (rms |dθ/dt| below
@@ -263,10 +258,7 @@ def _solve(
             # not cross, so end with status "not_stopped".
             # Costs one extra field evaluation per step, in this mode only.
             settle = SETTLE_FACTOR * atol
-            field_flat, loss_flat = flat.field(field), flat.loss(loss_fn)
-            conds["settled"] = lambda t, y, args, **kw: (
-                _rms(field_flat(loss_flat, t, y, args)) < settle
-            )
+            conds["settled"] = lambda t, y, args, **kw: _rms(flat.vf(t, y, args)) < settle
     # Root finding only for a real-valued stop condition (the others are boolean). Without it
     # the solve also traces inside `jax.shard_map` (optimistix's Newton does not, there).
     finder = optx.Newton(rtol=1e-12, atol=1e-14) if stop_when is not None else None
