@@ -262,3 +262,22 @@ def _check_model_trajectory(sol, model, data):
     for i in (0, n // 2, n - 1):
         snap = jax.tree.map(lambda x: x[i], traj)
         np.testing.assert_allclose(gf.losses.mse(snap, data), sol.loss[i], rtol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------
+# progress=True prints a live line and changes nothing in the result
+
+
+def test_progress_line_is_printed_and_leaves_the_solve_unchanged(capsys):
+    data = v1_data()
+    model = v1_model(data)
+    # tight tolerances: ~1,300 steps, past the first report after FIRST_REPORT = 512 steps
+    kw = dict(t1=12.0, save=8, solver="tsit5", rtol=1e-12, atol=1e-15)
+    quiet = gf.flow(model, data, progress=False, **kw)
+    assert int(quiet.stats["num_steps"]) > gf._flow.progress.FIRST_REPORT
+    capsys.readouterr()
+    loud = gf.flow(model, data, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "steps=" in err and "loss=" in err and err.endswith("\n")
+    np.testing.assert_array_equal(np.asarray(loud.loss), np.asarray(quiet.loss))
+    assert int(loud.stats["num_steps"]) == int(quiet.stats["num_steps"])
