@@ -173,7 +173,7 @@ def table(result: dict) -> str:
             ratio = r["run_s"] / base["run_s"] if base else None
             method = r["method"]
             if r.get("c") is not None and method.startswith("gd"):
-                method += f" (lr = {r['c']:g}/λ_max = {r['lr']:.3g})"
+                method += f" (lr = {r['c']:.3g}/λ_max = {r['lr']:.3g})"
             if r.get("num_jac_evals"):
                 method += f" ({r['num_jac_evals']} Hessians)"
             lines.append(
