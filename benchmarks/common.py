@@ -74,9 +74,9 @@ def attention_params(params, args):
 
 #: `(params, args)` losses by problem kind; each equals the `loss(model, data)` of `LOSSES`.
 PARAM_LOSSES = {"deep_linear": mse_params, "relu": mse_params, "quadratic": quadratic_params,
-                "attention": attention_params}  # fmt: skip
-LOSSES = {"deep_linear": gf.losses.mse, "relu": gf.losses.mse,
-          "quadratic": quadratic_loss, "attention": attention_loss}  # fmt: skip
+                "quadratic_wide": quadratic_params, "attention": attention_params}  # fmt: skip
+LOSSES = {"deep_linear": gf.losses.mse, "relu": gf.losses.mse, "quadratic": quadratic_loss,
+          "quadratic_wide": quadratic_loss, "attention": attention_loss}  # fmt: skip
 
 #: 2-layer ReLU case: 1-D data `gf.data.stewart(40)` (Boursier & Flammarion's "Stewart"
 #: targets), width 20, hidden bias, i.i.d. N(0, σ²) init.
@@ -87,6 +87,11 @@ RELU_WIDTH = 20
 QUAD_TEACHER = (2.0, -1.0)
 QUAD_WIDTH = 4
 QUAD_LEVELS = (5.5, 4.0 / 3.0, 0.0)
+#: The wide Type III case: the same teacher padded with zeros to 32 inputs, width 32 (1,056
+#: parameters, a gradient ~10 µs instead of ~0.2 µs); same plateau levels (the learned part
+#: of M stays on e₁, e₂).
+QUAD_WIDE_DIM = 32
+QUAD_WIDE_WIDTH = 32
 
 
 @dataclass
@@ -140,6 +145,13 @@ def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear")
         teacher = np.diag(np.asarray(QUAD_TEACHER))
         data = gf.Dataset(teacher, teacher)
         model = gf.models.TwoLayer(len(QUAD_TEACHER), QUAD_WIDTH, 1, "quadratic",
+                                   init_scale=sigma, key=key)  # fmt: skip
+        levels = np.asarray(QUAD_LEVELS)
+    elif kind == "quadratic_wide":
+        teacher = np.zeros((QUAD_WIDE_DIM, QUAD_WIDE_DIM))
+        teacher[: len(QUAD_TEACHER), : len(QUAD_TEACHER)] = np.diag(np.asarray(QUAD_TEACHER))
+        data = gf.Dataset(teacher, teacher)
+        model = gf.models.TwoLayer(QUAD_WIDE_DIM, QUAD_WIDE_WIDTH, 1, "quadratic",
                                    init_scale=sigma, key=key)  # fmt: skip
         levels = np.asarray(QUAD_LEVELS)
     elif kind == "attention":

@@ -110,7 +110,7 @@ def targets(result: dict) -> list[dict]:
         ("GD at 1% drop-time error wall / gradflow wall (2-layer ReLU, σ = 1e-3)", 1.0,
          "gd_1pct", "gradflow", "relu2_s1e-3"),
         ("GD at 1% drop-time error wall / gradflow wall (Type III: quadratic, attention; "
-         "σ = 1e-4)", 100.0, "gd_1pct", "gradflow", ("quad_s1e-4", "attn_s1e-4")),
+         "σ = 1e-4)", 100.0, "gd_1pct", "gradflow", ("quad_s1e-4", "quad32_s1e-4", "attn_s1e-4")),
     ):  # fmt: skip
         names = (case_name,) if isinstance(case_name, str) else case_name
         v = {k: x for n in names for k, x in ratio(n, num, den).items()}

@@ -59,10 +59,14 @@ def test_every_case_builds_a_problem_whose_two_losses_agree():
         b = float(p.loss_params(p.params, p.args))
         assert a == b and a > 0, case.name
         assert (p.levels is None) == (case.reference == "gd"), case.name
-    assert kinds == {"deep_linear", "relu", "quadratic", "attention"}
-    # the quadratic net at init ~0 sits on the V5 level L0 = ½[(tr T)² + 2‖T‖²] = 5.5
-    quad = common.make_problem(2, 1e-4, 1.0, "quadratic")
-    assert abs(float(quad.loss(quad.model, quad.data)) - 5.5) < 1e-6
+    assert kinds == {"deep_linear", "relu", "quadratic", "quadratic_wide", "attention"}
+    # the quadratic nets at init ~0 sit on the V5 level L0 = ½[(tr T)² + 2‖T‖²] = 5.5 (the
+    # wide one's teacher is the same, padded with zeros)
+    for kind in ("quadratic", "quadratic_wide"):
+        quad = common.make_problem(2, 1e-4, 1.0, kind)
+        assert abs(float(quad.loss(quad.model, quad.data)) - 5.5) < 1e-6, kind
+    wide = common.make_problem(2, 1e-4, 1.0, "quadratic_wide")
+    assert wide.num_params == common.QUAD_WIDE_WIDTH * (common.QUAD_WIDE_DIM + 1)
     # the attention net at init ~0 sits on the first Eq. (19) level, ½ tr Λ
     attn = common.make_problem(2, 1e-4, 1.0, "attention")
     half_trace = 0.5 * sum(common.ATTN_EIGENVALUES)
