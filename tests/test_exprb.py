@@ -134,3 +134,16 @@ def test_summaries_after_the_solve_equal_summaries_in_the_save_loop(monkeypatch)
     np.testing.assert_allclose(post.loss, inloop.loss, rtol=1e-14, atol=0)
     np.testing.assert_allclose(post.metrics["norm"], inloop.metrics["norm"], rtol=1e-14)
     assert int(post.stats["num_steps"]) == int(inloop.stats["num_steps"])
+
+
+def test_auto_rms_norm_never_hides_one_component_more_than_rms_cap_times():
+    # 400 components at 0.1× their tolerance and one at 50×: the plain RMS norm (2.5) would
+    # pass a step whose worst component is 50× over; capped, the judged error is 50/10
+    y = jnp.ones(400)
+    tol = 1e-9 + 1e-6 * 1.0
+    err = jnp.full(400, 0.1 * tol).at[0].set(50 * tol)
+    plain = np.sqrt((50.0**2 + 399 * 0.1**2) / 400)
+    for cap, expected in ((None, plain), (10.0, 5.0), (100.0, plain)):
+        auto = gf.Auto(rtol=1e-6, atol=1e-9, rms_cap=cap)
+        judged = np.max(np.abs(np.asarray(auto._rms_equivalent(err, y, y)))) / tol
+        np.testing.assert_allclose(judged, expected, rtol=1e-12)
