@@ -229,6 +229,7 @@ def lambda_max(problem: Problem, params) -> float:
 
 def run_gd(problem: Problem, lr: float, *, repeats=3) -> dict:
     """Plain full-batch GD, `gf.gd(model, data, optax.sgd(lr), t1=T)`: one jitted loop.
+    With `repeats=None`, `(call, finish)` for `timed_group` instead of the row.
 
     The optimizer object is built once: `gf.gd` jits with the optimizer as a static argument,
     and every `optax.sgd(lr)` call makes new closures, so a fresh one recompiles every call.
@@ -240,10 +241,14 @@ def run_gd(problem: Problem, lr: float, *, repeats=3) -> dict:
             problem.model, problem.data, opt, t1=problem.t1, save=problem.ts, loss=problem.loss
         )
 
-    sol, timing = timed(call, repeats=repeats)
-    steps = int(sol.stats["num_steps"])
-    return _row(sol.t, sol.loss, steps, steps, sol.status, timing, lr=lr,
-                params=sol.params)  # fmt: skip
+    def finish(sol, timing):
+        steps = int(sol.stats["num_steps"])
+        return _row(sol.t, sol.loss, steps, steps, sol.status, timing, lr=lr,
+                    params=sol.params)  # fmt: skip
+
+    if repeats is None:  # the caller times it (`timed_group`)
+        return call, finish
+    return finish(*timed(call, repeats=repeats))
 
 
 # --------------------------------------------------------------------------- torchdiffeq

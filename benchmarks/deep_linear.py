@@ -165,12 +165,12 @@ def _finish(row: dict, name: str, problem: Problem, ref_drops, twin=None) -> dic
     return row
 
 
-def _gd(problem: Problem, fine: Problem, ref_drops, lam: float, log) -> list[dict]:
-    """GD at 1/λ_max, and the largest c/λ_max within GD_TOL: the first c in GD_FACTORS
-    that is, refined by GD_REFINE geometric bisections towards the factor before it. The
-    search runs save on the refined grid `fine`; the timed runs (plain grid) take their
-    drop times from the search run at the same learning rate (GD is deterministic)."""
-    rows = []
+def _gd_search(problem: Problem, fine: Problem, ref_drops, lam: float, log):
+    """The largest c/λ_max within GD_TOL: the first c in GD_FACTORS that is, refined by
+    GD_REFINE geometric bisections towards the factor before it. Untimed runs on the refined
+    grid `fine`; returns `(chosen c or None, search log, {c: run})` (the timed runs, on the
+    plain grid, take their drop times from the search run at the same rate: GD is
+    deterministic)."""
     search = []
     chosen = None
     by_c = {}
@@ -200,19 +200,23 @@ def _gd(problem: Problem, fine: Problem, ref_drops, lam: float, log) -> list[dic
                 chosen = mid
             else:
                 bad = mid
-    twin = by_c.get(1.0) or comp.run_gd(fine, 1.0 / lam, repeats=0)
-    row = _finish(comp.run_gd(problem, 1.0 / lam), "gd_lr_1/lmax", problem, ref_drops, twin)
+    if 1.0 not in by_c:
+        by_c[1.0] = comp.run_gd(fine, 1.0 / lam, repeats=0)
+    return chosen, search, by_c
+
+
+def _gd_rows(problem, ref_drops, lam, chosen, search, by_c, timed_rows) -> list[dict]:
+    """The GD rows from their timed runs (`timed_rows[c]`, c = 1 and `chosen`)."""
+    row = _finish(timed_rows[1.0], "gd_lr_1/lmax", problem, ref_drops, by_c[1.0])
     row["c"] = 1.0
-    rows.append(row)
+    rows = [row]
     if chosen is None:
         rows.append({"method": "gd_1pct", "status": "not_found", "c": None, "search": search,
                      "note": f"no c in {GD_FACTORS} reached {GD_TOL:.0%}"})  # fmt: skip
     elif chosen == 1.0:
-        same = dict(row, method="gd_1pct", search=search, note="same run as gd_lr_1/lmax")
-        rows.append(same)
+        rows.append(dict(row, method="gd_1pct", search=search, note="same run as gd_lr_1/lmax"))
     else:
-        r = _finish(comp.run_gd(problem, chosen / lam), "gd_1pct", problem, ref_drops,
-                    by_c[chosen])  # fmt: skip
+        r = _finish(timed_rows[chosen], "gd_1pct", problem, ref_drops, by_c[chosen])
         r["c"] = chosen
         r["search"] = search
         rows.append(r)
@@ -262,9 +266,18 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         else:
             log(f"  {row['method']:<16} {row.get('status')} {row.get('note', '')}")
 
-    # gradflow, its progress line and the same diffrax solve by hand are timed interleaved:
-    # their ratios are targets, and interleaving makes them robust to load on the machine
+    # gradflow, its progress line, the same diffrax solve by hand and GD's timed runs are
+    # timed interleaved: their ratios are targets, and interleaving makes them robust to
+    # load on the machine (GD's learning-rate search, untimed, runs first)
     group = {}
+    gd_timed = {}
+    if "gd" in methods:
+        lam = comp.lambda_max(problem, ref["params"])
+        record["lambda_max"] = lam
+        log(f"  λ_max at the reference's final params: {lam:.6g}")
+        gd = (lam,) + _gd_search(problem, fine, ref_drops, lam, log)
+        for c in {1.0, gd[1]} - {None}:
+            group[("gd", c)] = comp.run_gd(problem, c / lam, repeats=None)
     if "gradflow" in methods:
         group["gradflow"] = comp.run_gradflow(problem, repeats=None)
     if "gradflow" in methods and "diffrax_tsit5" in methods:
@@ -286,6 +299,9 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
             twin = comp.run_gradflow(problem, repeats=0, crossings=mids)
             exact = {"gradflow": twin, "gradflow_progress": twin}
         for k, (_, finish) in group.items():
+            if isinstance(k, tuple):  # GD: finished below, in the methods' order
+                gd_timed[k[1]] = finish(*timings[k])
+                continue
             row = _finish(finish(*timings[k]), k, problem, ref_drops)
             if k in exact:
                 twin = exact[k]
@@ -312,10 +328,7 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
             twin = comp.run_scipy(fine, "BDF", jac=True, repeats=0)
             add(_finish(r, "scipy_bdf_jac", problem, ref_drops, twin))
         elif m == "gd":
-            lam = comp.lambda_max(problem, ref["params"])
-            record["lambda_max"] = lam
-            log(f"  λ_max at the reference's final params: {lam:.6g}")
-            for r in _gd(problem, fine, ref_drops, lam, log):
+            for r in _gd_rows(problem, ref_drops, *gd, gd_timed):
                 add(r)
         elif m == "torchdiffeq":
             why = comp.torch_available()
