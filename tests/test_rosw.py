@@ -40,12 +40,18 @@ def test_rosw_damps_a_stiff_direction_far_beyond_the_explicit_limit():
     np.testing.assert_allclose(float(y1[1]), np.exp(-0.1), rtol=1e-4)
 
 
-def test_rosw_by_name_matches_dopri8_drop_times_and_redoes_on_a_stale_w():
+def _staircase(depth, scale, t1):
+    """A 3 × 3 deep linear net on the teacher (3, 1): model, data and `gf.flow` keywords
+    with crossings at the drop levels."""
     sig = [3.0, 1.0]
     data = gf.data.linear_teacher(sig, in_size=3, out_size=3, key=jax.random.key(0))
-    model = gf.models.DeepLinear(3, 3, 3, 2, 1e-4, key=jax.random.key(1))
+    model = gf.models.DeepLinear(3, 3, 3, depth, scale, key=jax.random.key(1))
     levels = gf.analysis.drop_levels(gf.theory.plateau_levels(np.array(sig)))
-    kw = dict(t1=20.0, progress=False, crossings=levels)
+    return model, data, dict(t1=t1, progress=False, crossings=levels)
+
+
+def test_rosw_by_name_matches_dopri8_drop_times_and_reuses_its_w():
+    model, data, kw = _staircase(2, 1e-4, 20.0)
     ref = np.asarray(gf.flow(model, data, solver="dopri8", rtol=1e-11, **kw).crossings)
     err = {}
     for rtol in (1e-6, 1e-8):
@@ -95,11 +101,7 @@ def test_subspace_rosw_takes_the_steps_of_the_dense_one():
     # a 3-layer linear net (P = 27), stiff after its escapes: W from 12 Ritz pairs of a
     # subspace iteration on Hessian-vector products does what W from the dense Hessian's
     # 12 stiffest eigenpairs does (within 5% of the steps), with the same drop times
-    sig = [3.0, 1.0]
-    data = gf.data.linear_teacher(sig, in_size=3, out_size=3, key=jax.random.key(0))
-    model = gf.models.DeepLinear(3, 3, 3, 3, 1e-3, key=jax.random.key(1))
-    levels = gf.analysis.drop_levels(gf.theory.plateau_levels(np.array(sig)))
-    kw = dict(t1=400.0, progress=False, crossings=levels)
+    model, data, kw = _staircase(3, 1e-3, 400.0)
     dense = gf.flow(model, data, solver=RosW(rank=12), **kw)
     sub = gf.flow(model, data, solver=RosW(rank=12, eig="subspace"), **kw)
     assert dense.status == sub.status == "success"
