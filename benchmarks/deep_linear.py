@@ -276,7 +276,7 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         record["lambda_max"] = lam
         log(f"  λ_max at the reference's final params: {lam:.6g}")
         gd = (lam,) + _gd_search(problem, fine, ref_drops, lam, log)
-        for c in {1.0, gd[1]} - {None}:
+        for c in sorted({1.0, gd[1]} - {None}):  # 1/λ_max, and the rate at 1%
             group[("gd", c)] = comp.run_gd(problem, c / lam, repeats=None)
     if "gradflow" in methods:
         group["gradflow"] = comp.run_gradflow(problem, repeats=None)
