@@ -130,3 +130,17 @@ def test_subspace_rosw_needs_a_rank():
         RosW(eig="subspace")
     with pytest.raises(ValueError, match="eig='dense' or eig='subspace'"):
         RosW(eig="lanczos")
+
+
+def test_subspace_rosw_as_autos_stiff_method():
+    # under Auto the first refresh comes at the first stiff step, after the explicit mode's
+    # resync (the random start is drawn there): the same drops and steps as the dense W
+    model, data, kw = _staircase(3, 1e-3, 400.0)
+    tiers = dict(dense=None, rosw_min=1)
+    dense = gf.flow(model, data, solver=gf.Auto(rosw=RosW(rank=12), **tiers), **kw)
+    sub = gf.flow(model, data, solver=gf.Auto(rosw=RosW(rank=12, eig="subspace"), **tiers), **kw)
+    assert dense.status == sub.status == "success"
+    assert int(sub.stats["num_stiff_steps"]) > 0 and int(sub.stats["num_hessians"]) >= 1
+    np.testing.assert_allclose(np.asarray(sub.crossings), np.asarray(dense.crossings), rtol=1e-5)
+    n_dense, n_sub = int(dense.stats["num_steps"]), int(sub.stats["num_steps"])
+    assert abs(n_sub - n_dense) <= 0.05 * n_dense, (n_sub, n_dense)

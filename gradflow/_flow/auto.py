@@ -272,12 +272,15 @@ class Auto(dfx.AbstractAdaptiveSolver):
         return jax.tree.map(leaf, err, y0, y1)
 
     def work(self, solver_state) -> dict:
-        """Vector-field evaluations and JVPs of the accepted steps, and mode statistics."""
+        """Vector-field evaluations and JVPs of the accepted steps, mode statistics, and the
+        stiff method's own counts (`num_hessians` of ExpRB and RosW; RKC's `num_redo`,
+        `num_stages_max`)."""
         counts = solver_state[5]
-        rkc = self._stiff(solver_state[1][1]).work(solver_state[2])
+        stiff = self._stiff(solver_state[1][1]).work(solver_state[2])
         return {
-            "num_vf": counts["num_vf"] + rkc["num_vf"],
-            "num_jvp": counts["num_jvp"] + rkc["num_jvp"],
+            **{k: v for k, v in stiff.items() if k not in ("num_vf", "num_jvp")},
+            "num_vf": counts["num_vf"] + stiff["num_vf"],
+            "num_jvp": counts["num_jvp"] + stiff["num_jvp"],
             "num_switches": counts["num_switches"],
             "num_stiff_steps": counts["num_stiff_steps"],
             "num_sliding_steps": counts["num_sliding_steps"],
