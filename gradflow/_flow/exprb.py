@@ -200,8 +200,8 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
         return y1_tree, unravel(err), dense_info, state, dfx.RESULTS.successful
 
     def work(self, solver_state) -> dict:
-        counts = solver_state[4]
-        return {"num_vf": counts["num_vf"], "num_jvp": counts["num_jvp"]}
+        """Gradients, Hessian-vector products and Hessians of the accepted steps."""
+        return dict(solver_state[4])
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
