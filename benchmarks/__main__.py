@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                 f"{c.name:<12} {c.kind} depth {c.depth} σ={c.sigma:g} T={c.t1:g} modes={c.modes}"
             )
         return 0 if args.list else 2
-    common.SLOW_S = 2.0 if args.mode == "quick" else 60.0
+    common.SLOW_S = 1.0 if args.mode == "quick" else 60.0
     start = time.perf_counter()
     records = []
     for c in cases:
