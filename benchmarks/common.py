@@ -231,40 +231,28 @@ MAX_REPEATS = 25
 def timed(fn, repeats: int = 3, clear: bool = True) -> tuple[object, dict]:
     """First call (compile + run) and the best of >= `repeats` further calls (run only).
 
-    JAX's in-memory compilation caches are cleared before the first call so that every
-    competitor pays (and reports) its own compile, even when an earlier case compiled the same
-    shapes. `compile_s` = first call − best further call. Cheap calls are repeated more (until
-    `MIN_TOTAL_S`); if the first further call took longer than `SLOW_S`, it is the only one.
-    The number of further calls is recorded as `repeats`.
+    JAX's in-memory compilation caches are cleared before the first call (unless `clear` is
+    false) so that every competitor pays (and reports) its own compile, even when an earlier
+    case compiled the same shapes. `compile_s` = first call − best further call. Cheap calls
+    are repeated more (until `MIN_TOTAL_S`); if the first further call took longer than
+    `SLOW_S`, it is the only one. The number of further calls is recorded as `repeats`
+    (`timed_group` of one function).
+    """
+    out, timing = timed_group({"fn": fn}, repeats=repeats, clear=clear)["fn"]
+    del timing["interleaved"]
+    return out, timing
+
+
+def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
+    """`timed` for several functions whose ratios matter, with their timed calls interleaved.
+
+    Caches are cleared once (if `clear`); each function's first call (its own compile + run)
+    is made in turn, then rounds of one call of each, so that a load spike on the shared
+    machine hits all of them alike. With `repeats=0` only the first calls are made. Returns
+    `{name: (output, timing)}`.
     """
     if clear:
         jax.clear_caches()
-    t0 = time.perf_counter()
-    out = _block(fn())
-    first = time.perf_counter() - t0
-    if repeats == 0:
-        return out, {"first_s": first, "run_s": None, "compile_s": None, "repeats": 0}
-    limit = MAX_REPEATS
-    best, total, n = np.inf, 0.0, 0
-    while n < limit and (n < repeats or total < MIN_TOTAL_S):
-        t0 = time.perf_counter()
-        out = _block(fn())
-        dt = time.perf_counter() - t0
-        best, total, n = min(best, dt), total + dt, n + 1
-        if n == 1 and dt > SLOW_S:
-            limit = 1
-    return out, {"first_s": first, "run_s": best, "compile_s": max(first - best, 0.0),
-                 "repeats": n}  # fmt: skip
-
-
-def timed_group(fns: dict, repeats: int = 3) -> dict:
-    """`timed` for several functions whose ratios matter, with their timed calls interleaved.
-
-    Caches are cleared once; each function's first call (its own compile + run) is made in
-    turn, then rounds of one call of each, so that a load spike on the shared machine hits all
-    of them alike. Returns `{name: (output, timing)}`.
-    """
-    jax.clear_caches()
     outs, first = {}, {}
     for name, fn in fns.items():
         t0 = time.perf_counter()
@@ -278,7 +266,7 @@ def timed_group(fns: dict, repeats: int = 3) -> dict:
 
     def more(name):
         n = count[name]
-        return n < limit[name] and (n < repeats or total[name] < MIN_TOTAL_S)
+        return repeats > 0 and n < limit[name] and (n < repeats or total[name] < MIN_TOTAL_S)
 
     while any(more(name) for name in fns):
         for name, fn in fns.items():
@@ -297,8 +285,8 @@ def timed_group(fns: dict, repeats: int = 3) -> dict:
             outs[name],
             {
                 "first_s": first[name],
-                "run_s": best[name],
-                "compile_s": max(first[name] - best[name], 0.0),
+                "run_s": best[name] if count[name] else None,
+                "compile_s": max(first[name] - best[name], 0.0) if count[name] else None,
                 "repeats": count[name],
                 "interleaved": list(fns),
             },
