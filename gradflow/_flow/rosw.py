@@ -164,21 +164,23 @@ class RosW(dfx.AbstractAdaptiveSolver):
         if self.eig == "subspace":
             flat, unravel = ravel_pytree(y)
             vf_flat = lambda z: ravel_pytree(terms.vf(t, unravel(z), args))[0]
-            sweeps = jnp.where(first, self.init_subspace_sweeps, self.subspace_sweeps)
             start = jax.lax.cond(
                 first, lambda: random_basis(*vecs.shape, vecs.dtype), lambda: vecs
             )
-            vecs, lam = subspace_eig(vf_flat, flat, start, sweeps)
+            vecs, lam = subspace_eig(vf_flat, flat, start, self._sweeps(first))
             return vecs, jnp.minimum(lam, 0.0)
         vecs, lam = dense_eig(terms, t, y, args)  # ascending: the stiffest first
         k = self._rank(lam.shape[0])
         return vecs[:, :k], jnp.minimum(lam[:k], 0.0)
 
+    def _sweeps(self, first):
+        """Subspace-iteration sweeps of a refresh (more from the random start)."""
+        return jnp.where(first, self.init_subspace_sweeps, self.subspace_sweeps)
+
     def _refresh_jvps(self, size, first):
         """Hessian-vector products of one refresh."""
         if self.eig == "subspace":
-            sweeps = jnp.where(first, self.init_subspace_sweeps, self.subspace_sweeps)
-            return self._rank(size) * (sweeps + 1)
+            return self._rank(size) * (self._sweeps(first) + 1)
         return jnp.asarray(size)
 
     def _rank(self, size: int) -> int:
