@@ -74,7 +74,8 @@ def run_gradflow(problem: Problem, *, solver=None, rtol=RTOL, atol=None, progres
 def _gradflow_row(sol, timing) -> dict:
     evals = int(sol.stats["num_grad_evals"])
     extra = {k: int(sol.stats[k]) for k in ("num_rejected", "num_stiff_steps",
-             "num_sliding_steps", "num_switches", "num_hvp_evals") if k in sol.stats}  # fmt: skip
+             "num_sliding_steps", "num_switches", "num_hvp_evals", "num_linear_steps")
+             if k in sol.stats}  # fmt: skip
     if sol.crossings is not None:
         extra["crossings"] = np.asarray(sol.crossings, float)
     return _row(sol.t, sol.loss, sol.stats["num_steps"], evals if evals >= 0 else None,

@@ -221,12 +221,16 @@ def _escape_time(sol):
 
 def test_derived_atol_tracks_reference_and_fixed_atol_does_not():
     """With atol derived from the init (the default) the first escape of a 2-layer net at
-    init 1e-9 and 1e-12 is within 1 % of an rtol = 1e-10 reference. A fixed atol = 1e-6 above
-    the init scale makes it late: by more than 1 % at init 1e-12 (the criterion above can
-    fail), and at 1e-9 by far more than the derived atol's error."""
+    init 1e-9 and 1e-12 is within 1 % of an rtol = 1e-10 reference. Without the linear start
+    (explicit steps from the init), a fixed atol = 1e-6 above the init scale makes it late:
+    by more than 1 % at init 1e-12 (the criterion above can fail), and at 1e-9 by far more
+    than the derived atol's error. The default's linear start integrates the growth from the
+    init exactly, so there even the fixed atol gives the escape to 1e-4."""
     data = v1_data()
     t1 = 14.0
-    errors = {}
+    errors, linear = {}, {}
+    explicit = gf.Auto(linear_start=False)
+    fixed_atol = dict(rtol=jnp.asarray(1e-6), atol=jnp.asarray(1e-6))
     for eps in (1e-9, 1e-12):
         model = gf.models.DeepLinear(3, 8, 3, 2, eps, key=jax.random.key(1))
         w1, w2 = (np.asarray(w) for w in model.weights)
@@ -236,18 +240,25 @@ def test_derived_atol_tracks_reference_and_fixed_atol_does_not():
         # tolerances given as arrays are traced, not static: the reference and the fixed-atol
         # runs share one compiled solve
         tight = dict(rtol=jnp.asarray(1e-10), atol=jnp.asarray(1e-16))
-        ref = _escape_time(gf.flow(model, data, t1=t1, save=ts, **tight))
-        derived = gf.flow(model, data, t1=t1, save=ts, save_params=True)
-        fixed_atol = dict(rtol=jnp.asarray(1e-6), atol=jnp.asarray(1e-6))
-        fixed = gf.flow(model, data, t1=t1, save=ts, **fixed_atol)
+        ref = _escape_time(gf.flow(model, data, t1=t1, save=ts, solver=explicit, **tight))
+        derived = gf.flow(model, data, t1=t1, save=ts, save_params=True, solver=explicit)
+        fixed = gf.flow(model, data, t1=t1, save=ts, solver=explicit, **fixed_atol)
         assert derived.status == fixed.status == "success"
         errors[eps] = (_escape_time(derived) / ref - 1, _escape_time(fixed) / ref - 1)
         _check_model_trajectory(derived, model, data)
+        default = gf.flow(model, data, t1=t1, save=ts, save_params=True)
+        default_fixed = gf.flow(model, data, t1=t1, save=ts, **fixed_atol)
+        assert int(default.stats["num_linear_steps"]) > 0
+        assert int(default_fixed.stats["num_linear_steps"]) > 0
+        linear[eps] = (_escape_time(default) / ref - 1, _escape_time(default_fixed) / ref - 1)
+        _check_model_trajectory(default, model, data)
     for eps, (err_derived, err_fixed) in errors.items():
         assert abs(err_derived) < 1e-2, (eps, err_derived)
         assert err_fixed > 0, (eps, err_fixed)
     assert errors[1e-12][1] > 1e-2
     assert errors[1e-9][1] > 10 * abs(errors[1e-9][0])
+    for eps, (err_default, err_fixed) in linear.items():
+        assert abs(err_default) < 1e-4 and abs(err_fixed) < 1e-4, (eps, linear[eps])
 
 
 def _check_model_trajectory(sol, model, data):

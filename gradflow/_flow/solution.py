@@ -47,8 +47,8 @@ class FlowSolution(eqx.Module):
     - `stats`: dict with at least `num_steps`, `num_rejected`, `num_grad_evals`; also
       `num_accepted` and `num_hvp_evals` (Hessian-vector products) from `gf.flow`, and the
       solver's own counts: under `auto` `num_switches`, `num_stiff_steps`,
-      `num_sliding_steps` and the stiff method's (`num_hessians` of ExpRB and RosW; RKC's
-      `num_redo`, `num_stages_max`).
+      `num_linear_steps` (its linear start), `num_sliding_steps` and the stiff method's
+      (`num_hessians` of ExpRB and RosW; RKC's `num_redo`, `num_stages_max`).
     - `trajectory`: parameters at `t` if `save_params=True` was asked, else `None`.
     - `crossings`: if `crossings=` was asked, the time of the first crossing of each level
       (`nan` if not crossed before `t_final`), shape `(levels,)`; else `None`.

@@ -81,10 +81,11 @@ def sweep(
     - `t1`, `save`, `metrics`, `stop_when`, `loss`, `field`, `solver`, `rtol`, `atol`,
       `max_steps`: as in [`gradflow.flow`][], the same for every member (`save` is an int or
       explicit times: the common save grid, the `time` dimension). One difference: the
-      default solver (`None` or `"auto"`) is `gf.Auto(dense=None, rosw=None)`, i.e. `auto`
-      with RKC as its only stiff method (under `jax.vmap` both of `auto`'s branches run on
-      every step, and the dense ones cost a Hessian and an `eigh`); pass `gf.Auto()` to
-      have them anyway.
+      default solver (`None` or `"auto"`) is `gf.Auto(dense=None, rosw=None,
+      linear_start=False)`, i.e. `auto` with RKC as its only stiff method and no linear
+      start (under `jax.vmap` all of `auto`'s branches run on every step, and the dense
+      ones cost a Hessian and an `eigh`, the linear start a $P \times P$ product); pass
+      `gf.Auto()` to have them anyway.
     - `chunk_size`: members per vmapped solve (default `min(largest group, 16 × devices)`).
     - `devices`: `None` (all local devices), an int (the first n) or a list of devices; the
       member axis of each chunk is split over them.
@@ -272,16 +273,19 @@ def _layout(plan: Plan, pairs, metrics: dict, n_time: int) -> list[Var]:
 
 
 def sweep_solver(solver):
-    """The solver of a sweep: `None` and `"auto"` become `Auto(dense=None, rosw=None)`.
+    """The solver of a sweep: `None` and `"auto"` become `Auto(dense=None, rosw=None,
+    linear_start=False)`.
 
     Under `jax.vmap`, `auto`'s mode switch is a select that runs both of its branches on
     every step; its dense exponential branch (a Hessian and an `eigh` per step, for ≤ 64
     parameters) would then cost every member on every step: a sweep of 8 two-layer ReLU
     nets (61 parameters, never stiff) took 0.25 s instead of 0.03 s. RKC's branch costs a
-    few gradients. Solver instances (including `gf.Auto()`) are used as given.
+    few gradients; the linear start's (`gradflow._flow.linear`) a gradient and a
+    $P \\times P$ product per step, and its dense output a series of degree 10. Solver
+    instances (including `gf.Auto()`) are used as given.
     """
     if solver is None or (isinstance(solver, str) and solver.lower() == "auto"):
-        return Auto(dense=None, rosw=None)
+        return Auto(dense=None, rosw=None, linear_start=False)
     return solver
 
 
