@@ -263,6 +263,7 @@ def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
     limit = dict.fromkeys(fns, MAX_REPEATS)
     best = dict.fromkeys(fns, np.inf)
     total, count = dict.fromkeys(fns, 0.0), dict.fromkeys(fns, 0)
+    times = {name: [] for name in fns}  # by round: paired ratios (`report.paired_ratio`)
 
     def more(name):
         n = count[name]
@@ -276,6 +277,7 @@ def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
             outs[name] = _block(fn())
             dt = time.perf_counter() - t0
             best[name] = min(best[name], dt)
+            times[name].append(dt)
             total[name] += dt
             count[name] += 1
             if count[name] == 1 and dt > SLOW_S:
@@ -288,6 +290,7 @@ def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
                 "run_s": best[name] if count[name] else None,
                 "compile_s": max(first[name] - best[name], 0.0) if count[name] else None,
                 "repeats": count[name],
+                "run_times": times[name],
                 "interleaved": list(fns),
             },
         )  # fmt: skip

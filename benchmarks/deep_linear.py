@@ -286,11 +286,11 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
             group[("gd", c)] = comp.run_gd(problem, c / lam, repeats=None)
     if "gradflow" in methods:
         group["gradflow"] = comp.run_gradflow(problem, repeats=None)
+    if "progress" in methods:  # right after gradflow's in every round (`report.paired_ratio`)
+        group["gradflow_progress"] = comp.run_gradflow(problem, progress=True, repeats=None)
     if "gradflow" in methods and "diffrax_tsit5" in methods:
         # the explicit path alone (solver="tsit5"): the target against diffrax by hand
         group["gradflow_tsit5"] = comp.run_gradflow(problem, solver="tsit5", repeats=None)
-    if "progress" in methods:
-        group["gradflow_progress"] = comp.run_gradflow(problem, progress=True, repeats=None)
     if "diffrax_tsit5" in methods:
         group["diffrax_tsit5"] = comp.run_diffrax(problem, "tsit5", repeats=None)
     if group:

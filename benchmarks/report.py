@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -50,6 +51,19 @@ def _row(case: dict, method: str) -> dict | None:
     return None
 
 
+def paired_ratio(a: dict, b: dict) -> float:
+    """Median over the timing rounds both rows ran in of wall(a) / wall(b) (rows timed in one
+    `timed_group`); the ratio of their best times if either has no per-round times.
+
+    Two programs timed in the same round share the machine's load of that moment; the ratio
+    of two minima over ~10 calls each compares different moments. For an overhead of a few
+    percent on this shared machine the latter ranged over 3–33% (3-layer σ = 1e-3, the
+    progress line) from run to run.
+    """
+    ratios = [x / y for x, y in zip(a.get("run_times") or [], b.get("run_times") or [])]
+    return statistics.median(ratios) if ratios else a["run_s"] / b["run_s"]
+
+
 def _case(result: dict, name: str) -> dict | None:
     return next((c for c in result["cases"] if c["name"] == name), None)
 
@@ -62,12 +76,12 @@ def targets(result: dict) -> list[dict]:
         out.append({"target": name, "goal": goal, "per_case": values, "measured": worst,
                     "pass": ok})  # fmt: skip
 
-    def per_case(num, den):
+    def per_case(num, den, paired=False):
         vals = {}
         for c in result["cases"]:
             a, b = _row(c, num), _row(c, den)
             if a and b and a["run_s"] > 0 and b["run_s"] > 0:
-                vals[c["name"]] = a["run_s"] / b["run_s"]
+                vals[c["name"]] = paired_ratio(a, b) if paired else a["run_s"] / b["run_s"]
         return vals
 
     v = per_case("gradflow_tsit5", "diffrax_tsit5")
@@ -128,9 +142,10 @@ def targets(result: dict) -> list[dict]:
     worst = max(v.values()) if v else None
     add("gradflow max drop-time error (3-layer)", "≤ 1e-4", v, worst,
         None if worst is None else worst <= 1e-4)  # fmt: skip
-    v = {k: x - 1.0 for k, x in per_case("gradflow_progress", "gradflow").items()}
+    v = {k: x - 1.0 for k, x in per_case("gradflow_progress", "gradflow", paired=True).items()}
     worst = max(v.values()) if v else None
-    add("progress=True overhead (wall / progress=False − 1)", "< 10%", v, worst,
+    add("progress=True overhead (median over interleaved rounds of wall / progress=False − 1)",
+        "< 10%", v, worst,
         None if worst is None else worst < 0.10)  # fmt: skip
     return out
 
