@@ -1,6 +1,8 @@
 """`Auto`'s linear start (`gradflow/_flow/linear.py`): exact exponential steps while the flow
 is linear about the init, their dense output, and when the start is (not) used."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.flatten_util
@@ -50,7 +52,9 @@ def test_linear_regression_is_solved_exactly_with_its_dense_output():
     loss = lambda w, _: 0.5 * jnp.mean((x @ w["w"] + w["b"] - y) ** 2)
     w0 = {"w": 1e-3 * jax.random.normal(key_w, (6,)), "b": jnp.zeros(())}
     ts = np.linspace(0.0, 30.0, 301)
-    sol = gf.solve_flow(loss, w0, t1=30.0, save=ts, save_params=True)
+    # an init of 1e-3 is above `linear_below` (meant for nonlinear nets): lift that gate
+    sol = gf.solve_flow(loss, w0, t1=30.0, save=ts, save_params=True,
+                        solver=gf.Auto(linear_below=math.inf))  # fmt: skip
     assert sol.status == "success"
     assert int(sol.stats["num_linear_steps"]) == int(sol.stats["num_accepted"])
     assert int(sol.stats["num_steps"]) < 40
@@ -112,8 +116,9 @@ def test_first_plateau_from_1e12_is_a_few_exact_steps():
 
 def test_no_linear_start_where_it_cannot_pay():
     """At init 1e-3 the field is linear only while the weights grow ~3×: the start is not
-    used, and the steps and losses are exactly those without it (the dense output is then a
-    series of the same Hermite cubic). A 3-layer net's field is quadratic at 0: never."""
+    used, and the steps and losses are exactly those without it (also when it is compiled
+    in: the dense output is then a series of the same Hermite cubic). A 3-layer net's field
+    is quadratic at 0: never."""
     data = _teacher()
     kw = dict(t1=5.0, save=20, progress=False)
     sol = gf.flow(_two_layer(1e-3), data, **kw)
@@ -123,6 +128,17 @@ def test_no_linear_start_where_it_cannot_pay():
     np.testing.assert_allclose(sol.loss, ref.loss, rtol=1e-12)
     deep = gf.models.DeepLinear(3, 8, 3, 3, 1e-6, key=jax.random.key(1))
     assert int(gf.flow(deep, data, **kw).stats["num_linear_steps"]) == 0
+    # from init 1e-3 it is not even compiled in (largest |θ| above `linear_below`); with
+    # that gate lifted, its own test at the init turns it down, with the same result
+    ungated = gf.flow(_two_layer(1e-3), data, solver=gf.Auto(linear_below=1.0), **kw)
+    assert int(ungated.stats["num_linear_steps"]) == 0
+    assert int(ungated.stats["num_steps"]) == int(ref.stats["num_steps"])
+    np.testing.assert_allclose(ungated.loss, ref.loss, rtol=1e-12)
+    from gradflow._flow.options import gate_linear_start
+
+    params = eqx.partition(_two_layer(1e-3), eqx.is_inexact_array)[0]
+    assert not gate_linear_start(gf.Auto(), params).linear_start
+    assert gate_linear_start(gf.Auto(linear_below=1.0), params).linear_start
 
 
 def test_linear_start_needs_no_user_choice_and_can_be_switched_off():

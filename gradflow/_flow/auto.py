@@ -32,8 +32,9 @@ the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and swi
 All three methods are FSAL, so a switch costs nothing: each keeps the other's last vector-field
 value current. Dense output is cubic Hermite for both (from each step's end-point slopes), so
 saving and event location are unaffected by the mode (with a linear start possible, every
-step's dense output is a Chebyshev series of degree 10: the same Hermite on Tsit5 and stiff
-steps, the exact exponential solution at its nodes on linear steps). The controller sees one
+step's dense output is a polynomial of degree 10: the same Hermite, bit for bit, on Tsit5
+and stiff steps, the exact exponential solution interpolated at Chebyshev nodes on linear
+steps). The controller sees one
 error order (`error_order`); the step-size ratio adapts within a few steps after a switch.
 
 Under `jax.vmap` the mode is per member and `lax.cond` becomes a select that evaluates both
@@ -127,6 +128,10 @@ class Auto(dfx.AbstractAdaptiveSolver):
       start would end after a 300-fold growth and cost 10% more steps; it is not used).
     - `linear_exit`: hand over to Tsit5 once the linear steps no longer grow and
       $h\\max|\\lambda| <$ this (default 0.5).
+    - `linear_below`: `gf.solve_flow` compiles the linear start in only if the largest
+      initial |θ| is at most this (default 1e-4; concrete parameters only): from a larger
+      init it would not be used (2-layer net at init 1e-3: linear while the weights grow
+      ~3×), and it costs ~0.5 s of compile time.
     """
 
     stiff: RKC = RKC(safety=1.0)
@@ -150,6 +155,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
     linear_max: int = 256
     linear_growth: float = 1e4
     linear_exit: float = 0.5
+    linear_below: float = 1e-4
     rtol: float | None = None
     atol: jax.Array | float | None = None
 
@@ -162,6 +168,10 @@ class Auto(dfx.AbstractAdaptiveSolver):
                 f"Auto(linear_growth={self.linear_growth!r}): must be a number > 1 (the growth "
                 "of the weights from the init for which the linear start pays; default 1e4), "
                 "or pass linear_start=False."
+            )
+        if not self.linear_below >= 0:
+            raise ValueError(
+                f"Auto(linear_below={self.linear_below!r}): must be >= 0 (default 1e-4)."
             )
         if not self.linear_exit > 0:
             raise ValueError(f"Auto(linear_exit={self.linear_exit!r}): must be > 0 (default 0.5).")
@@ -224,11 +234,10 @@ class Auto(dfx.AbstractAdaptiveSolver):
         linear_on = lam.shape[0] > 0  # static
 
         def as_dense(d):
-            # with a linear start every mode's dense output is a Chebyshev series
+            # with a linear start every mode's dense output is a polynomial of degree 10
             if not linear_on:
                 return d
-            series = _linear.hermite_series(d["y0"], d["y1"], d["k0"], d["k1"])
-            return dict(y0=d["y0"], y1=d["y1"], series=series)
+            return dict(coeffs=_linear.hermite_coeffs(d["y0"], d["y1"], d["k0"], d["k1"]))
 
         def explicit_step(_):
             y1, err, dense, ex_new, res = self.explicit.step(
@@ -293,14 +302,14 @@ class Auto(dfx.AbstractAdaptiveSolver):
             f0 = st_state[0]
             if made_jump is not False:
                 f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
-            y1, f1, err, series = _linear.step(terms, t0, t1, y0, args, f0, vecs, lam, self._tol)
+            y1, f1, err, coeffs = _linear.step(terms, t0, t1, y0, args, f0, vecs, lam, self._tol)
             hh = jnp.abs(h)
             short = hh * jnp.max(jnp.abs(lam)) < self.linear_exit
             leave = short & (hh <= h_last)
             st_new = stiff.resync(st_state, f1, st_state[1], st_state[2])
             ex_new = (jnp.asarray(False), f1)
             new_mode = jnp.where(leave, EXPLICIT, LINEAR)
-            dense = dict(y0=y0, y1=y1, series=series)
+            dense = dict(coeffs=coeffs)
             out = (new_mode, ex_new, st_new, streak, age, hh.astype(h_last.dtype))
             work = tuple(jnp.asarray(n, jnp.int32) for n in (1, 0, 0))
             return y1, err, dense, out, dfx.RESULTS.successful, work

@@ -25,6 +25,7 @@ from .options import (
     default_atol,
     default_controller,
     evals_per_step,
+    gate_linear_start,
     resolve_save,
     resolve_solver,
     with_tolerances,
@@ -511,7 +512,7 @@ def _run(
     infinite = math.isinf(t1)
     ts = resolve_save(save, t0, t1)
     show = _progress.use_progress(progress, params, args)
-    solver = resolve_solver(solver)
+    solver = gate_linear_start(resolve_solver(solver), params)
     if checkpoint is not None:
         _check_checkpoint(checkpoint, checkpoint_every, params, args)
         config = _checkpoint.config_of(

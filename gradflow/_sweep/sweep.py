@@ -281,7 +281,7 @@ def sweep_solver(solver):
     parameters) would then cost every member on every step: a sweep of 8 two-layer ReLU
     nets (61 parameters, never stiff) took 0.25 s instead of 0.03 s. RKC's branch costs a
     few gradients; the linear start's (`gradflow._flow.linear`) a gradient and a
-    $P \\times P$ product per step, and its dense output a series of degree 10. Solver
+    $P \\times P$ product per step, and its dense output a polynomial of degree 10. Solver
     instances (including `gf.Auto()`) are used as given.
     """
     if solver is None or (isinstance(solver, str) and solver.lower() == "auto"):
