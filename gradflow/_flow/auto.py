@@ -34,8 +34,8 @@ value current. Dense output is cubic Hermite for both (from each step's end-poin
 saving and event location are unaffected by the mode (with a linear start possible, every
 step's dense output is a polynomial of degree 10: the same Hermite, bit for bit, on Tsit5
 and stiff steps, the exact exponential solution interpolated at Chebyshev nodes on linear
-steps). The controller sees one
-error order (`error_order`); the step-size ratio adapts within a few steps after a switch.
+steps). The controller sees one error order (`error_order`); the step-size ratio adapts
+within a few steps after a switch.
 
 Under `jax.vmap` the mode is per member and `lax.cond` becomes a select that evaluates both
 branches: for large sweeps of one kind of problem, pass `solver="tsit5"` or `"rkc"`.
@@ -190,7 +190,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
 
     def _stiff(self, y) -> RKC | ExpRB | RosW:
         """The stiff method for parameters `y` (static: it depends on their size only)."""
-        size = sum(x.size for x in jax.tree.leaves(y))
+        size = _size(y)
         if self.dense is not None and size <= self.dense_max:
             return self.dense
         if self.rosw is not None and self.rosw_min <= size <= self.rosw_max:

@@ -103,6 +103,8 @@ def gate_linear_start(solver, params):
     leaves = [x for x in jax.tree.leaves(params) if eqx.is_inexact_array(x) and x.size]
     if not leaves or any(isinstance(x, jax.core.Tracer) for x in leaves):
         return solver
+    if sum(x.size for x in leaves) > solver.linear_max:
+        return solver  # off anyway (`Auto._linear_on`); and no copy of a large model to host
     if max(float(np.max(np.abs(np.asarray(x)))) for x in leaves) <= solver.linear_below:
         return solver
     # the same solver object gets the same variant: `eqx.tree_at` costs ~0.14 ms, ~2% of a
