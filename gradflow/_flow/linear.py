@@ -23,7 +23,7 @@ so its weighted integral $\int_0^h e^{(h-s)J_0}D(s)\,ds$ is at most this (the pl
 $h\,\varphi_2(hJ_0)D_1$ of ETD2 assumes a defect linear in time and overestimates a growing
 one by $e^{h\lambda}$). Steps grow tenfold per step while the flow is linear, then shrink as
 the nonlinearity sets in; `Auto` hands over to Tsit5 once they are short
-($h\lambda_+ <$ `Auto.linear_exit`) and no longer growing, and never comes back ($J_0$ is
+($h\max|\lambda| <$ `Auto.linear_exit`) and no longer growing, and never comes back ($J_0$ is
 stale from then on).
 
 **When it is used** (`Auto.linear_start`): at most `Auto.linear_max` parameters (the `eigh`
