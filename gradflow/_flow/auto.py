@@ -117,8 +117,8 @@ class Auto(dfx.AbstractAdaptiveSolver):
     - `linear_start`: start in exponential steps on the Jacobian at the init while the
       flow is linear there (default `True`; `gradflow._flow.linear`): a tiny init's first
       plateau in a few exact steps instead of $\\propto \\log(1/\\sigma)$ of them. 2-layer
-      linear benchmark net at init 1e-12: 1,651 instead of 1,995 gradients, 297 instead of
-      338 steps, drop times 7e-7 instead of 2e-6 off. The wall time is unchanged (±5%),
+      linear benchmark net at init 1e-12: 1,569 instead of 1,995 gradients, 280 instead of
+      338 steps, drop times 8e-7 instead of 2e-6 off. The wall time is unchanged (±5%),
       also on 4,096 samples, where a gradient costs ~0.3 ms: the Hessian at the init (128
       Hessian-vector products), its `eigh` and the linear steps cost what the saved Tsit5
       steps did. Needs `rtol`/`atol`, as above.
