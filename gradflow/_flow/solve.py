@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
@@ -522,10 +524,11 @@ def _run(
         _progress.open_line(label)
     try:
         if checkpoint is None:
+            # numpy, not jnp: filter_jit traces both, and jnp.asarray costs ~0.08 ms a call
             sol = _solve(
-                loss_fn, params, args, jnp.asarray(t0, float),
-                jnp.asarray(T_INF if infinite else t1), jnp.asarray(ts), infinite=infinite,
-                solver=solver, progress=show, **kw,
+                loss_fn, params, args, np.asarray(t0, float),
+                np.asarray(T_INF if infinite else t1, float), np.asarray(ts, float),
+                infinite=infinite, solver=solver, progress=show, **kw,
             )  # fmt: skip
         else:
             sol = _checkpoint.run(
@@ -622,12 +625,8 @@ def flow(
         _check_model_data(model, data, loss, cause=e)
         raise
     traj = None if sol.trajectory is None else eqx.combine(sol.trajectory, static)
-    return eqx.tree_at(
-        lambda s: (s.model, s.trajectory),
-        sol,
-        (eqx.combine(sol.params, static), traj),
-        is_leaf=lambda x: x is None,
-    )
+    # (`dataclasses.replace`, not `eqx.tree_at`: 0.3 ms a call, ~5% of a small solve)
+    return dataclasses.replace(sol, model=eqx.combine(sol.params, static), trajectory=traj)
 
 
 def _check_model_data(model, data, loss, cause=None):
