@@ -75,7 +75,8 @@ CASES = [
         1150.0,
         methods=tuple(m for m in ALL if m not in ("diffrax_kvaerno5", "torchdiffeq")),
     ),
-    Case("dl3_s1e-4", 3, 1e-4, 11500.0, methods=("gradflow", "diffrax_tsit5", "gd")),  # fmt: skip
+    # (Tsit5, by hand and gradflow's: ~3 s per call, two calls each, in full mode only)
+    Case("dl3_s1e-4", 3, 1e-4, 11500.0, methods=("gradflow", "gd")),  # fmt: skip
     # full mode only: Tsit5 needs ~8e6 steps here (PERFORMANCE.md); the Dopri8 reference would
     # need more, so the reference is LSODA at rtol 1e-10 with the JAX Hessian as Jacobian.
     Case(
@@ -143,9 +144,11 @@ CASES = [
     ),  # fmt: skip
 ]
 # Full mode adds Kvaerno5 on 2-layer σ = 1e-9 and 3-layer σ = 1e-3, and torchdiffeq on the
-# 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget).
+# 3-layer σ = 1e-3 case (≈ 40 s per call there: too slow for the quick budget), and Tsit5 on
+# the 3-layer σ = 1e-4 case (the quick mode took 290–308 s with it).
 FULL_EXTRA = {"dl2_s1e-6": QUICK_SKIP_DL2_6,
               "dl2_s1e-9": ("diffrax_kvaerno5",),
+              "dl3_s1e-4": ("diffrax_tsit5",),
               "dl3_s1e-3": ("diffrax_kvaerno5", "torchdiffeq"),
               "quad32_s1e-4": ("diffrax_tsit5", "scipy_lsoda")}  # fmt: skip
 
