@@ -93,17 +93,17 @@ def _rescale(t0, t, t1):
 
 
 def hermite_coeffs(y0, y1, k0, k1):
-    """The cubic Hermite of a step (end values, end slopes × h), in diffrax's form and
-    padded with zero leading coefficients to `DEGREE`: `jnp.polyval` then gives it bit for
-    bit. Leaves of shape (DEGREE + 1, *y.shape)."""
+    """The cubic Hermite of a step (end values, end slopes × h): diffrax's own coefficients,
+    padded with zero leading ones to `DEGREE`, so that `jnp.polyval` gives it bit for bit.
+    Leaves of shape (DEGREE + 1, *y.shape)."""
+    cubic = dfx.ThirdOrderHermitePolynomialInterpolation(
+        t0=0.0, t1=1.0, y0=y0, y1=y1, k0=k0, k1=k1
+    ).coeffs
 
-    def leaf(a0, a1, b0, b1):
-        a = b0 + b1 + 2 * a0 - 2 * a1
-        b = -2 * b0 - b1 - 3 * a0 + 3 * a1
-        zeros = jnp.zeros((DEGREE - 3,) + a0.shape, a0.dtype)
-        return jnp.concatenate([zeros, jnp.stack([a, b, b0, a0])])
+    def pad(c):
+        return jnp.concatenate([jnp.zeros((DEGREE - 3,) + c.shape[1:], c.dtype), c])
 
-    return jax.tree.map(leaf, y0, y1, k0, k1)
+    return jax.tree.map(pad, cubic)
 
 
 def defect(vf_flat, y0, f0) -> jax.Array:
