@@ -261,13 +261,11 @@ def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
     # a member whose first timed call is slow gets no more; the others go on in rounds (so a
     # slow Tsit5 row does not leave gradflow's row beside it timed once)
     limit = dict.fromkeys(fns, MAX_REPEATS)
-    best = dict.fromkeys(fns, np.inf)
-    total, count = dict.fromkeys(fns, 0.0), dict.fromkeys(fns, 0)
     times = {name: [] for name in fns}  # by round: paired ratios (`report.paired_ratio`)
 
     def more(name):
-        n = count[name]
-        return repeats > 0 and n < limit[name] and (n < repeats or total[name] < MIN_TOTAL_S)
+        n = len(times[name])
+        return repeats > 0 and n < limit[name] and (n < repeats or sum(times[name]) < MIN_TOTAL_S)
 
     while any(more(name) for name in fns):
         for name, fn in fns.items():
@@ -276,20 +274,18 @@ def timed_group(fns: dict, repeats: int = 3, clear: bool = True) -> dict:
             t0 = time.perf_counter()
             outs[name] = _block(fn())
             dt = time.perf_counter() - t0
-            best[name] = min(best[name], dt)
             times[name].append(dt)
-            total[name] += dt
-            count[name] += 1
-            if count[name] == 1 and dt > SLOW_S:
+            if len(times[name]) == 1 and dt > SLOW_S:
                 limit[name] = 1
+    best = {name: min(ts, default=None) for name, ts in times.items()}
     return {
         name: (
             outs[name],
             {
                 "first_s": first[name],
-                "run_s": best[name] if count[name] else None,
-                "compile_s": max(first[name] - best[name], 0.0) if count[name] else None,
-                "repeats": count[name],
+                "run_s": best[name],
+                "compile_s": None if best[name] is None else max(first[name] - best[name], 0.0),
+                "repeats": len(times[name]),
                 "run_times": times[name],
                 "interleaved": list(fns),
             },
