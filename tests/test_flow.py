@@ -237,17 +237,19 @@ def test_derived_atol_tracks_reference_and_fixed_atol_does_not():
         pred = gf.theory.drop_times_random_init(S, w1, w2)[0]
         window = pred * (1 + np.linspace(-0.1, 0.1, 81))
         ts = np.unique(np.concatenate([np.linspace(0, t1, 57), window]))
-        # tolerances given as arrays are traced, not static: the reference and the fixed-atol
-        # runs share one compiled solve
+        # tolerances given as arrays are traced, not static: with the same `save_params`,
+        # the explicit runs share one compiled solve, and the default's runs another
+        run = dict(t1=t1, save=ts, save_params=True)
         tight = dict(rtol=jnp.asarray(1e-10), atol=jnp.asarray(1e-16))
-        ref = _escape_time(gf.flow(model, data, t1=t1, save=ts, solver=explicit, **tight))
-        derived = gf.flow(model, data, t1=t1, save=ts, save_params=True, solver=explicit)
-        fixed = gf.flow(model, data, t1=t1, save=ts, solver=explicit, **fixed_atol)
+        ref = _escape_time(gf.flow(model, data, solver=explicit, **run, **tight))
+        rtol = dict(rtol=jnp.asarray(1e-6))  # the default, traced (atol derived from the init)
+        derived = gf.flow(model, data, solver=explicit, **run, **rtol)
+        fixed = gf.flow(model, data, solver=explicit, **run, **fixed_atol)
         assert derived.status == fixed.status == "success"
         errors[eps] = (_escape_time(derived) / ref - 1, _escape_time(fixed) / ref - 1)
         _check_model_trajectory(derived, model, data)
-        default = gf.flow(model, data, t1=t1, save=ts, save_params=True)
-        default_fixed = gf.flow(model, data, t1=t1, save=ts, **fixed_atol)
+        default = gf.flow(model, data, **run, **rtol)
+        default_fixed = gf.flow(model, data, **run, **fixed_atol)
         assert int(default.stats["num_linear_steps"]) > 0
         assert int(default_fixed.stats["num_linear_steps"]) > 0
         linear[eps] = (_escape_time(default) / ref - 1, _escape_time(default_fixed) / ref - 1)

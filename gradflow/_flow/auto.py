@@ -1,4 +1,4 @@
-r"""Automatic switching between explicit (Tsit5) and stiff stepping (exprb43 or RKC).
+r"""Automatic switching between explicit (Tsit5) and stiff stepping (RosW or RKC).
 
 Small-init gradient flow starts non-stiff — the first plateau and escape are resolved best by
 a high-order explicit method — and becomes stiff after the first escape: the learned
@@ -10,19 +10,28 @@ the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and swi
    Jacobian $-\nabla^2 L$ with a few warm-started power iterations on Jacobian-vector products
    (the estimate RKC keeps anyway). If $h\rho >$ `to_stiff` on `patience` consecutive checks,
    the step is limited by stability rather than accuracy (Tsit5 is stable up to
-   $h\rho \approx 3.5$ on the negative real axis): switch to the stiff method. For at most
-   `dense_max` parameters that is `ExpRB` (exponential Rosenbrock on the dense Hessian's
-   eigendecomposition, fourth order: exact on the stiff linear part and on a saddle's linear
-   escape); beyond, RKC (stabilised explicit, second order, no linear algebra). On the Type
-   III benchmark case (12 parameters) ExpRB takes 351 steps where RKC took 1,374 (2.2× less
-   wall time, same drop times to 3e-8); on the 2-layer linear net (128 parameters) a
-   128 × 128 `eigh` per step made it 1.4× slower than RKC, hence `dense_max = 64`. From
-   `rosw_min` to `rosw_max` parameters it is `RosW` (Rosenbrock-W, third order, on one
-   eigendecomposition reused for 200 steps): on the 3-layer linear net (192 parameters) at
-   init 1e-6 it takes 0.28 s where RKC takes 1.8 s. Otherwise RKC.
+   $h\rho \approx 3.5$ on the negative real axis): switch to the stiff method, by model size:
+   - at most `dense_max` (64) parameters: `dense`, by default `RosW()` (Rosenbrock-W, third
+     order, linearly implicit in every direction of one dense Hessian eigendecomposition,
+     reused for 200 steps). The alternative `ExpRB()` (exponential Rosenbrock, fourth order,
+     a fresh Hessian and `eigh` every step) takes fewer steps but costs more: on the Type III
+     benchmark cases (quadratic net, 12 parameters; attention, 21) 351 and 350 steps against
+     RosW's 573 and 595, but 1.02× and 1.48× RosW's wall time (paired medians over 40
+     interleaved calls; an ExpRB step with its Hessian and `eigh` costs ~16 µs at P = 12
+     and ~58 µs at P = 21), and twice the work once the Hessian's $P$ products are counted
+     (quadratic net: 1,568 gradients and 2,239 Hessian-vector products against RosW's
+     2,661 and 123), which is what counts when a gradient is expensive (much data). Both
+     take far fewer steps than RKC (1,374 on the quadratic net);
+   - from `rosw_min` (129) to `rosw_max` (256): `rosw`, `RosW(rank=64)` (W on the 64
+     stiffest directions): on the 3-layer linear net (192 parameters) at init 1e-6 it takes
+     0.28 s where RKC takes 1.8 s;
+   - otherwise, and from 65 to 128 parameters, RKC (stabilised explicit, second order, no
+     linear algebra). On the 2-layer linear net (128 parameters, stiff only for ~10 steps
+     in the converged tail) a RosW's first `eigh` and the decomposition carried through
+     every explicit step were not paid back.
 2. In stiff mode, if RKC's steps satisfy $1.54\,h\hat\rho <$ `to_explicit` (two
-   stages: the problem is no longer stiff at the accuracy-limited step), or ExpRB's
-   $h\rho <$ `ExpRB.explicit_below`, on `patience` consecutive steps, switch back to Tsit5,
+   stages: the problem is no longer stiff at the accuracy-limited step), or RosW's (ExpRB's)
+   $h\rho <$ `RosW.explicit_below`, on `patience` consecutive steps, switch back to Tsit5,
    whose fifth order then takes far longer steps.
 
 0. Before either, a tiny init's first plateau (the field linear about the init, at most
@@ -60,15 +69,16 @@ EXPLICIT, STIFF, LINEAR = 0, 1, 2
 
 
 class Auto(dfx.AbstractAdaptiveSolver):
-    """Tsit5 while the flow is not stiff; ExpRB, RosW or RKC while it is, by model size
+    """Tsit5 while the flow is not stiff; RosW or RKC while it is, by model size
     (see the module docstring).
 
     **Arguments:**
 
     - `stiff`: the stiff solver (default `RKC(safety=1.0)`: the redo on a stale ρ (see `RKC`)
       guards the stage count, and 10% fewer stiff-mode evaluations on the 3-layer cases).
-    - `dense`: the stiff solver for at most `dense_max` parameters (default `ExpRB()`;
-      `None` always uses `stiff`).
+    - `dense`: the stiff solver for at most `dense_max` parameters (default `RosW()`, every
+      direction in $W$; `ExpRB()`: fewer steps, more time, see the module docstring; `None`:
+      use `stiff`).
     - `dense_max`: largest parameter count for `dense` (default 64).
     - `rosw`: the stiff solver from `rosw_min` to `rosw_max` parameters (default
       `RosW(rank=64)`: $W$ on the 64 stiffest directions; `None`: use `stiff`).
@@ -85,7 +95,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
       flip-flop (512 switches, 6× the steps) and 0.5 does not (9 switches).
     - `patience`: consecutive confirmations needed for a switch (default 3).
     - `stiff_error_scale`: factor on RKC's error estimate (default 15; not applied to
-      ExpRB, which is fourth order), i.e. RKC's tolerances are 15× tighter than Tsit5's.
+      RosW and ExpRB, which have their own), i.e. RKC's tolerances are 15× tighter than Tsit5's.
       RKC is second order: on a later plateau its accuracy-limited steps shift the next drop
       in proportion to h². Root-found drop-time errors on the 3-layer linear benchmark
       cases at scale 1 / 15 / 30: σ = 1e-3 2.9e-4 / 5.8e-5 / 3.7e-5 (wall 0.063 / 0.088 /
@@ -110,7 +120,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
       early with the plain RMS norm, 6.9e-6 with the cap (2.9e-5 overall, 1,325 steps
       instead of 1,357). For P ≤ 100 the cap can never bind ($\\mathrm{rms} \\ge
       \\max/\\sqrt P$); the 2-layer linear cases (P = 128) take the same steps. `None`: off.
-    - `stiff_atol_factor`: in stiff mode, judge RKC's error (not ExpRB's) as if atol were
+    - `stiff_atol_factor`: in stiff mode, judge RKC's error (not RosW's or ExpRB's) as if atol were
       this times smaller (default 0.1); needs `rtol`/`atol`, which `gf.solve_flow` fills in
       from its default controller (with your own controller, RKC's error is passed on
       unchanged).
@@ -140,7 +150,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
     """
 
     stiff: RKC = RKC(safety=1.0)
-    dense: ExpRB | None = ExpRB()
+    dense: RosW | ExpRB | None = RosW()
     dense_max: int = 64
     rosw: RosW | None = RosW(rank=64)
     rosw_min: int = 129
