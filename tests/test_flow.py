@@ -52,6 +52,7 @@ def vmap_and_loop():
     return batched, looped
 
 
+@pytest.mark.default_codegen
 def test_vmap_over_init_scales_equals_loop(vmap_and_loop):
     batched, looped = vmap_and_loop
     n = len(VMAP_SCALES)

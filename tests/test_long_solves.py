@@ -205,6 +205,7 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.default_codegen
 def test_interrupted_checkpointed_solve_resumes_bitwise(tmp_path, monkeypatch):
     model, data = problem()
     plain = reference()
