@@ -95,9 +95,9 @@ class Auto(dfx.AbstractAdaptiveSolver):
       flip-flop (512 switches, 6× the steps) and 0.5 does not (9 switches).
     - `patience`: consecutive confirmations needed for a switch (default 3).
     - `stiff_error_scale`: factor on RKC's error estimate (default 15; not applied to
-      RosW and ExpRB, which have their own), i.e. RKC's tolerances are 15× tighter than Tsit5's.
-      RKC is second order: on a later plateau its accuracy-limited steps shift the next drop
-      in proportion to h². Root-found drop-time errors on the 3-layer linear benchmark
+      RosW and ExpRB, which have their own), i.e. RKC's tolerances are 15× tighter than
+      Tsit5's. RKC is second order: on a later plateau its accuracy-limited steps shift the
+      next drop in proportion to h². Root-found drop-time errors on the 3-layer linear benchmark
       cases at scale 1 / 15 / 30: σ = 1e-3 2.9e-4 / 5.8e-5 / 3.7e-5 (wall 0.063 / 0.088 /
       0.100 s); σ = 1e-4 3.4e-4 / 6.8e-5 / 4.4e-5 (0.12 / 0.18 / 0.63 s: at 30 the modes
       switch far more often); σ = 1e-6 – / 1.2e-4 / 9.5e-5 (1.55 / 1.58 s).
@@ -120,10 +120,10 @@ class Auto(dfx.AbstractAdaptiveSolver):
       early with the plain RMS norm, 6.9e-6 with the cap (2.9e-5 overall, 1,325 steps
       instead of 1,357). For P ≤ 100 the cap can never bind ($\\mathrm{rms} \\ge
       \\max/\\sqrt P$); the 2-layer linear cases (P = 128) take the same steps. `None`: off.
-    - `stiff_atol_factor`: in stiff mode, judge RKC's error (not RosW's or ExpRB's) as if atol were
-      this times smaller (default 0.1); needs `rtol`/`atol`, which `gf.solve_flow` fills in
-      from its default controller (with your own controller, RKC's error is passed on
-      unchanged).
+    - `stiff_atol_factor`: in stiff mode, judge RKC's error (not RosW's or ExpRB's) as if
+      atol were this times smaller (default 0.1); needs `rtol`/`atol`, which
+      `gf.solve_flow` fills in from its default controller (with your own controller, RKC's
+      error is passed on unchanged).
     - `linear_start`: start in exponential steps on the Jacobian at the init while the
       flow is linear there (default `True`; `gradflow._flow.linear`): a tiny init's first
       plateau in a few exact steps instead of $\\propto \\log(1/\\sigma)$ of them. 2-layer
