@@ -16,6 +16,7 @@ import jax
 import scipy
 
 from . import common, report
+from . import references as refs
 from .deep_linear import CASES, run_case
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "latest.json"
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         help="override every case's final time (smoke tests; targets meaningless)",
     )
     p.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    p.add_argument(
+        "--fresh-references",
+        action="store_true",
+        help="recompute the reference solutions instead of reading them from "
+        "results/references.json (and rewrite their entries there)",
+    )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p
 
@@ -74,12 +81,15 @@ def main(argv=None) -> int:
     common.SLOW_S = 1.0 if args.mode == "quick" else 60.0
     start = time.perf_counter()
     records = []
+    # the reference cache (`references.py`); smoke runs with --t1 neither read nor write it
+    cache = None if args.t1 is not None else ({} if args.fresh_references else refs.load())
     for c in cases:
         if args.t1 is not None:
             c.t1 = args.t1
-        records.append(
-            run_case(c, args.mode, log=lambda s: print(s, flush=True), only=args.methods)
-        )
+        log = lambda s: print(s, flush=True)  # noqa: E731
+        records.append(run_case(c, args.mode, log=log, only=args.methods, cache=cache))
+    if cache:
+        refs.store({**refs.load(), **cache})
     result = {
         "meta": {
             "mode": args.mode,

@@ -16,6 +16,7 @@ import numpy as np
 import gradflow as gf
 
 from . import competitors as comp
+from . import references as refs
 from .common import (
     Problem,
     drop_error,
@@ -259,9 +260,36 @@ def _gd_rows(problem, ref_drops, lam, chosen, search, by_c, timed_rows) -> list[
     return rows
 
 
-def run_case(case: Case, mode: str, log=print, only=None) -> dict:
+def _reference(case: Case, problem: Problem, cache: dict | None, need_lambda: bool) -> dict:
+    """The reference's summary (drops, final loss, steps, status, seconds; λ_max at its final
+    parameters if `need_lambda`), from `cache` (`references.py`) when it has the entry, else
+    computed (and added to `cache`). Restores `problem.levels` measured on a GD reference."""
+    key = refs.key(case, problem)
+    entry = None if cache is None else cache.get(key)
+    if entry is not None and (entry.get("lambda_max") is not None or not need_lambda):
+        if entry.get("levels") is not None and problem.levels is None:
+            problem.levels = np.asarray(entry["levels"], float)
+        return dict(entry, cached=True)
+    t0 = time.perf_counter()
+    ref = comp.reference(problem, case.reference, lr=case.ref_lr)
+    seconds = time.perf_counter() - t0
+    drops = ref["drops"] if "drops" in ref else drop_times(problem, ref["t"], ref["loss"])
+    entry = {
+        "drops": [float(x) for x in np.asarray(drops, float)],
+        "final_loss": ref["final_loss"], "num_steps": ref["num_steps"],
+        "status": ref["status"], "seconds": seconds,
+        "levels": None if case.reference != "gd" else [float(x) for x in problem.levels],
+        "lambda_max": comp.lambda_max(problem, ref["params"]) if need_lambda else None,
+    }  # fmt: skip
+    if cache is not None and entry["status"] == "success":
+        cache[key] = entry
+    return dict(entry, cached=False)
+
+
+def run_case(case: Case, mode: str, log=print, only=None, cache: dict | None = None) -> dict:
     """Run the methods of `case` (those matching a glob in `only`, if given); returns the
-    case record (rows without the loss curves)."""
+    case record (rows without the loss curves). `cache`: the reference cache
+    (`references.load()`, updated in place), or `None` to compute the reference."""
     t_case = time.perf_counter()
     problem = make_problem(case.depth, case.sigma, case.t1, case.kind)
     methods = methods_for(case, mode)
@@ -269,11 +297,9 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
         methods = tuple(m for m in methods if any(fnmatch.fnmatch(m, pat) for pat in only))
     log(f"== {case.name}: depth {case.depth}, σ={case.sigma:g}, T={case.t1:g}, "
         f"P={problem.num_params}; {', '.join(methods)}")  # fmt: skip
-    t0 = time.perf_counter()
-    ref = comp.reference(problem, case.reference, lr=case.ref_lr)
-    ref_time = time.perf_counter() - t0
-    ref_drops = ref["drops"] if "drops" in ref else drop_times(problem, ref["t"], ref["loss"])
-    ref_drops = np.asarray(ref_drops, float)
+    ref = _reference(case, problem, cache, "gd" in methods)
+    ref_time = ref["seconds"]
+    ref_drops = np.asarray(ref["drops"], float)
     fine = refine_grid(problem, ref_drops)  # for the untimed accuracy twins
     record = {
         "name": case.name, "kind": case.kind, "depth": case.depth, "sigma": case.sigma,
@@ -284,11 +310,13 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
             "drops_by": "crossings" if case.reference in ("dopri8", "lsoda") else "grid",
             "final_loss": ref["final_loss"], "num_steps": ref["num_steps"],
             "status": ref["status"], "seconds": ref_time, "lr": case.ref_lr,
+            "cached": ref["cached"],
         },
         "rows": [],
     }  # fmt: skip
+    how = "cached, computed in" if ref["cached"] else "computed in"
     log(f"  reference {case.reference}: {ref['status']}, steps={ref['num_steps']}, "
-        f"drops={np.round(ref_drops, 4).tolist()} ({ref_time:.1f} s)")  # fmt: skip
+        f"drops={np.round(ref_drops, 4).tolist()} ({how} {ref_time:.1f} s)")  # fmt: skip
     rows = record["rows"]
 
     def add(row):
@@ -308,7 +336,7 @@ def run_case(case: Case, mode: str, log=print, only=None) -> dict:
     group = {}
     gd_timed = {}
     if "gd" in methods:
-        lam = comp.lambda_max(problem, ref["params"])
+        lam = ref["lambda_max"]
         record["lambda_max"] = lam
         log(f"  λ_max at the reference's final params: {lam:.6g}")
         gd = (lam,) + _gd_search(problem, fine, ref_drops, lam, log)

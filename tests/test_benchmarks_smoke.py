@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 # `benchmarks/` sits beside the package at the repository root, which is not on sys.path
 # when pytest is started as `pytest` (rather than `python -m pytest`).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,3 +74,35 @@ def test_every_case_builds_a_problem_whose_two_losses_agree():
     half_trace = 0.5 * sum(common.ATTN_EIGENVALUES)
     assert abs(float(attn.loss(attn.model, attn.data)) - half_trace) < 1e-6
     assert abs(attn.levels[0] - half_trace) < 1e-12
+
+
+def test_reference_cache_keys_on_the_problem_and_is_used(tmp_path, monkeypatch):
+    # No solves: the key changes with the problem (init scale, data) and the case; a cached
+    # entry is returned without computing the reference, and restores measured levels.
+    from benchmarks import deep_linear as dl
+    from benchmarks import references as refs
+
+    case = next(c for c in dl.CASES if c.name == "dl2_s1e-3")
+    p = common.make_problem(case.depth, case.sigma, 1.0, case.kind)
+    q = common.make_problem(case.depth, 2 * case.sigma, 1.0, case.kind)
+    key = refs.key(case, p)
+    assert key == refs.key(case, common.make_problem(case.depth, case.sigma, 1.0, case.kind))
+    assert key != refs.key(case, q)
+    other = dl.Case("other", case.depth, case.sigma, case.t1 + 1.0)
+    assert key != refs.key(other, p)
+    entry = dict(drops=[1.0, float("nan")], final_loss=0.5, num_steps=7, status="success",
+                 seconds=2.0, levels=[3.0, 1.0], lambda_max=4.0)  # fmt: skip
+    path = tmp_path / "refs.json"
+    refs.store({key: entry}, path)
+    loaded = refs.load(path)
+    assert loaded[key]["drops"][0] == 1.0 and np.isnan(loaded[key]["drops"][1])
+    assert refs.load(tmp_path / "missing.json") == {}
+
+    def never(*a, **k):
+        raise AssertionError("the cached reference was recomputed")
+
+    monkeypatch.setattr(dl.comp, "reference", never)
+    p.levels = None
+    got = dl._reference(case, p, loaded, need_lambda=True)
+    assert got["cached"] and got["lambda_max"] == 4.0 and got["num_steps"] == 7
+    np.testing.assert_array_equal(p.levels, [3.0, 1.0])
