@@ -83,10 +83,13 @@ def main(argv=None) -> int:
     records = []
     # the reference cache (`references.py`); smoke runs with --t1 neither read nor write it
     cache = None if args.t1 is not None else ({} if args.fresh_references else refs.load())
+
+    def log(s):
+        print(s, flush=True)
+
     for c in cases:
         if args.t1 is not None:
             c.t1 = args.t1
-        log = lambda s: print(s, flush=True)  # noqa: E731
         records.append(run_case(c, args.mode, log=log, only=args.methods, cache=cache))
     if cache:
         refs.store({**refs.load(), **cache})

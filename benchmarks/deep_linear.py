@@ -214,8 +214,8 @@ def _gd_search(problem: Problem, fine: Problem, ref_drops, lam: float, log):
     bad = None
     last = None  # (c, err) of the last failing trial with a finite error
     for c in GD_FACTORS:
-        if last is not None and last[1] * c / last[0] > GD_SKIP_ABOVE * GD_TOL:
-            predicted = last[1] * c / last[0]
+        predicted = None if last is None else last[1] * c / last[0]  # err ∝ c
+        if predicted is not None and predicted > GD_SKIP_ABOVE * GD_TOL:
             search.append({"c": c, "lr": c / lam, "skipped": True, "predicted_err": predicted})
             log(f"    gd search c={c:<5.4g} skipped (predicted err {predicted:.1%})")
             bad = c

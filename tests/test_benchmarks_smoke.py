@@ -106,3 +106,29 @@ def test_reference_cache_keys_on_the_problem_and_is_used(tmp_path, monkeypatch):
     got = dl._reference(case, p, loaded, need_lambda=True)
     assert got["cached"] and got["lambda_max"] == 4.0 and got["num_steps"] == 7
     np.testing.assert_array_equal(p.levels, [3.0, 1.0])
+
+
+def test_gd_search_skips_only_rates_that_cannot_pass(monkeypatch):
+    # No solves: GD's drop-time error is modelled as first order in the rate (err = 0.2·c, as
+    # on the 2-layer cases; λ_max = 1, so lr = c); skipping the rates the model puts above 3%
+    # chooses the same rate as trying every one, with fewer runs.
+    from benchmarks import deep_linear as dl
+
+    runs = []
+
+    def fake_gd(problem, lr, repeats=0):
+        runs.append(lr)
+        return {"t": None, "loss": None, "num_steps": 1}
+
+    monkeypatch.setattr(dl.comp, "run_gd", fake_gd)
+    monkeypatch.setattr(dl, "drop_times", lambda problem, t, loss: None)
+    monkeypatch.setattr(dl, "drop_error", lambda drops, ref: 0.2 * runs[-1])
+    results = {}
+    for skip in (float("inf"), dl.GD_SKIP_ABOVE):
+        monkeypatch.setattr(dl, "GD_SKIP_ABOVE", skip)
+        runs.clear()
+        chosen, search, _ = dl._gd_search(None, None, None, 1.0, log=lambda s: None)
+        results[skip] = (chosen, len(runs), sum(bool(s.get("skipped")) for s in search))
+    (full, n_full, k_full), (fast, n_fast, k_fast) = results[float("inf")], results[3.0]
+    assert full == fast and 0.2 * fast <= dl.GD_TOL
+    assert k_full == 0 and k_fast > 0 and n_fast < n_full
