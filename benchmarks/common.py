@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 import gradflow as gf
+from gradflow._flow.options import default_atol
 
 #: Teacher of every deep linear case (PERFORMANCE.md): singular values, sizes.
 SINGULAR_VALUES = (5.0, 4.0, 3.0, 2.0, 1.0)
@@ -106,6 +107,10 @@ class Problem:
     ts: np.ndarray
     levels: np.ndarray | None
     kind: str = "deep_linear"
+    #: gradflow's default atol for this init (1e-2 × 10th percentile of |θ0|), given to every
+    #: other method too; computed once in `make_problem` (after each row's `jax.clear_caches()`
+    #: its percentile recompiled, ~0.35 s, up to ten times per case)
+    atol: float | None = None
 
     @property
     def args(self):
@@ -166,7 +171,8 @@ def make_problem(depth: int, sigma: float, t1: float, kind: str = "deep_linear")
         raise ValueError(f"unknown problem kind {kind!r}")
     params, static = eqx.partition(model, eqx.is_inexact_array)
     ts = gf.log_grid(t1, N_SAVE)
-    return Problem(depth, sigma, t1, model, data, params, static, ts, levels, kind)
+    atol = float(default_atol(params))
+    return Problem(depth, sigma, t1, model, data, params, static, ts, levels, kind, atol)
 
 
 def refine_grid(problem: Problem, ref_drops) -> Problem:

@@ -20,25 +20,11 @@ import scipy.integrate
 from jax.flatten_util import ravel_pytree
 
 import gradflow as gf
-from gradflow._flow.options import default_atol, evals_per_step
+from gradflow._flow.options import evals_per_step
 
 from .common import Problem, timed
 
 RTOL = 1e-6
-
-
-#: `flow_atol` per problem: after `jax.clear_caches()` (before every row) each evaluation
-#: recompiled its percentile, ~0.35 s, up to ten times per case. (The parameters are kept
-#: with the value, so that their id cannot be reused by another problem's.)
-_ATOL: dict[int, tuple] = {}
-
-
-def flow_atol(problem: Problem) -> float:
-    """gradflow's default atol for this init (1e-2 × 10th percentile of |θ0|), for others."""
-    key = id(problem.params)
-    if key not in _ATOL:
-        _ATOL[key] = (problem.params, float(default_atol(problem.params)))
-    return _ATOL[key][1]
 
 
 def _row(t, loss, steps, evals, status, timing, **extra) -> dict:
@@ -155,7 +141,7 @@ def run_diffrax(problem: Problem, solver: str = "tsit5", *, rtol=RTOL, max_steps
     """The same solve written directly against diffrax: Tsit5 with gradflow's PI gains, or
     Kvaerno5 with diffrax's default I-controller (as gradflow would choose), same atol."""
     s = {"tsit5": dfx.Tsit5(), "kvaerno5": dfx.Kvaerno5()}[solver]
-    atol = flow_atol(problem)
+    atol = problem.atol
     pi = solver == "tsit5"
 
     def call():
@@ -203,7 +189,7 @@ def run_scipy(problem: Problem, method: str, *, rtol=RTOL, atol=None, jac=False,
     the Hessian as Jacobian) are jitted JAX functions called from SciPy's loop. `crossings`
     (loss levels, untimed reference runs only): their first crossings as SciPy events
     (`drops` in the row)."""
-    atol = flow_atol(problem) if atol is None else atol
+    atol = problem.atol if atol is None else atol
     y0, unravel, rhs, hess, losses = _flat_functions(problem)
     loss1 = jax.jit(lambda v: problem.loss_params(unravel(v), problem.args))
     events = None
@@ -285,7 +271,7 @@ def run_torchdiffeq(problem: Problem, *, rtol=RTOL, repeats=3) -> dict:
     sizes = [w.size for w in leaves]
     y0 = torch.tensor(np.concatenate([w.ravel() for w in leaves]), dtype=torch.float64)
     ts = torch.tensor(problem.ts, dtype=torch.float64)
-    atol = flow_atol(problem)
+    atol = problem.atol
     counter = {"nfe": 0}
 
     def loss_fn(theta):

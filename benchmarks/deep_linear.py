@@ -304,7 +304,7 @@ def run_case(case: Case, mode: str, log=print, only=None, cache: dict | None = N
     record = {
         "name": case.name, "kind": case.kind, "depth": case.depth, "sigma": case.sigma,
         "t1": case.t1, "levels": [float(x) for x in problem.levels],
-        "num_params": problem.num_params, "atol": comp.flow_atol(problem), "rtol": comp.RTOL,
+        "num_params": problem.num_params, "atol": problem.atol, "rtol": comp.RTOL,
         "reference": {
             "kind": case.reference, "drops": [float(x) for x in ref_drops],
             "drops_by": "crossings" if case.reference in ("dopri8", "lsoda") else "grid",
