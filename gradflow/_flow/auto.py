@@ -8,7 +8,8 @@ the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and swi
 
 1. In explicit mode, every `check_every` steps it estimates the spectral radius $\rho$ of the
    Jacobian $-\nabla^2 L$ with a few warm-started power iterations on Jacobian-vector products
-   (the estimate RKC keeps anyway). If $h\rho >$ `to_stiff` on `patience` consecutive checks,
+   (the estimate RKC keeps anyway), in a `lax.cond` of its own so that the other steps run
+   none of it. If $h\rho >$ `to_stiff` on `patience` consecutive checks,
    the step is limited by stability rather than accuracy (Tsit5 is stable up to
    $h\rho \approx 3.5$ on the negative real axis): switch to the stiff method, by model size:
    - at most `dense_max` (64) parameters: `dense`, by default `RosW()` (Rosenbrock-W, third
@@ -38,13 +39,14 @@ the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and swi
    `linear_max` parameters) is integrated in exact exponential steps on the Jacobian at the
    init (`linear_start`, see `linear.py`), and handed to Tsit5 where it turns nonlinear.
 
-All three methods are FSAL, so a switch costs nothing: each keeps the other's last vector-field
-value current. Dense output is cubic Hermite for both (from each step's end-point slopes), so
-saving and event location are unaffected by the mode (with a linear start possible, every
-step's dense output is a polynomial of degree 10: the same Hermite, bit for bit, on Tsit5
-and stiff steps, the exact exponential solution interpolated at Chebyshev nodes on linear
-steps). The controller sees one error order (`error_order`); the step-size ratio adapts
-within a few steps after a switch.
+All the methods are FSAL and share one slope: the stiff method's state holds $F(y_0)$, every
+mode keeps it current, and Tsit5 (its stages written out, `tsit5.py`) starts from it, so a
+switch costs nothing. Dense output is cubic Hermite for both (from each step's end-point
+slopes), so saving and event location are unaffected by the mode (with a linear start
+possible, every step's dense output is a polynomial of degree 10: the same Hermite, bit for
+bit, on Tsit5 and stiff steps, the exact exponential solution interpolated at Chebyshev
+nodes on linear steps). The controller sees one error order (`error_order`); the step-size
+ratio adapts within a few steps after a switch.
 
 Under `jax.vmap` the mode is per member and `lax.cond` becomes a select that evaluates both
 branches: for large sweeps of one kind of problem, pass `solver="tsit5"` or `"rkc"`.
@@ -64,6 +66,7 @@ from .exprb import ExpRB
 from .rkc import RKC, power_iteration
 from .rosw import RosW
 from .sliding import project_kink_error
+from .tsit5 import tsit5_step
 
 EXPLICIT, STIFF, LINEAR = 0, 1, 2
 
@@ -191,10 +194,6 @@ class Auto(dfx.AbstractAdaptiveSolver):
         if not self.linear_exit > 0:
             raise ValueError(f"Auto(linear_exit={self.linear_exit!r}): must be > 0 (default 1.0).")
 
-    @property
-    def explicit(self) -> dfx.Tsit5:
-        return dfx.Tsit5()
-
     def order(self, terms):
         return 2
 
@@ -216,11 +215,11 @@ class Auto(dfx.AbstractAdaptiveSolver):
         return self.linear_start and self.atol is not None and _size(y) <= self.linear_max
 
     def init(self, terms, t0, t1, y0, args):
-        ex_state = self.explicit.init(terms, t0, t1, y0, args)
         st_state = self._stiff(y0).init(terms, t0, t1, y0, args)
         i32 = lambda n: jnp.asarray(n, jnp.int32)
         size, dtype = _size(y0), jnp.result_type(*jax.tree.leaves(y0))
-        mode, n_vf, n_jvp = i32(EXPLICIT), i32(1), i32(0)  # Tsit5's first slope
+        # (the slope at y0 is the stiff method's, counted there; Tsit5 reuses it)
+        mode, n_vf, n_jvp = i32(EXPLICIT), i32(0), i32(0)
         if self._linear_on(y0):
             # st_state[0]: every stiff method's slope at y0
             max_defect = self.rtol / self.linear_growth**2
@@ -239,14 +238,23 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_sliding_steps": i32(0),
         }
         lin_state = (vecs, lam, jnp.zeros((), dtype))  # J₀'s eigenpairs, last linear step
-        return mode, ex_state, st_state, i32(0), i32(0), counts, lin_state
+        # () where diffrax's Tsit5 state was: Tsit5 keeps no state of its own here
+        return mode, (), st_state, i32(0), i32(0), counts, lin_state
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        mode, ex_state, st_state, streak, age, counts, lin_state = solver_state
+        mode, _, st_state, streak, age, counts, lin_state = solver_state
         vecs, lam, h_last = lin_state  # (vecs, lam: read only, outside the branches)
         h = t1 - t0
         stiff = self._stiff(y0)
         linear_on = lam.shape[0] > 0  # static
+
+        def slope():
+            # F(y0): every mode keeps it current in the stiff method's state (FSAL); after a
+            # jump (an event that changed y) it is evaluated afresh
+            f0 = st_state[0]
+            if made_jump is not False:
+                f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+            return f0
 
         def as_dense(d):
             # with a linear start every mode's dense output is a polynomial of degree 10
@@ -255,20 +263,29 @@ class Auto(dfx.AbstractAdaptiveSolver):
             return dict(coeffs=_linear.hermite_coeffs(d["y0"], d["y1"], d["k0"], d["k1"]))
 
         def explicit_step(_):
-            y1, err, dense, ex_new, res = self.explicit.step(
-                terms, t0, t1, y0, args, ex_state, made_jump
-            )
-            k = dense["k"]
+            # Every `check_every` steps, the stiffness check at y0: power iterations from the
+            # last vector (warm start), and the streak of stiff checks. In a `lax.cond` of its
+            # own, so that the other steps run none of it (the count stays dynamic, so that
+            # under vmap, where the cond is a select, the iterations still run on check steps
+            # only).
+            check = age + 1 >= self.check_every
+
+            def checked(_):
+                n_it = jnp.where(check, stiff.power_iters, 0).astype(jnp.int32)
+                rho_new, v = power_iteration(terms, t0, y0, args, st_state[2], n_it)
+                rho = jnp.where(check, jnp.maximum(rho_new, 0.0), st_state[1])
+                stiff_now = jnp.abs(h) * rho > self.to_stiff
+                new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
+                return rho, v, new_streak.astype(streak.dtype), n_it
+
+            def unchecked(_):
+                return st_state[1], st_state[2], streak, jnp.asarray(0, jnp.int32)
+
+            rho, v, new_streak, n_it = jax.lax.cond(check, checked, unchecked, None)
+            # Tsit5, written out (`tsit5.py`), from the slope every mode keeps current
+            y1, err, f1, k = tsit5_step(terms, t0, t1, y0, args, slope())
             k0 = jax.tree.map(lambda x: x[0], k)
             k1 = jax.tree.map(lambda x: x[-1], k)
-            f1 = ex_new[1]
-            # keep the stiff method's slope and spectral-radius estimate current (FSAL, warm
-            # start)
-            rho, v = st_state[1], st_state[2]
-            check = age + 1 >= self.check_every
-            n_it = jnp.where(check, stiff.power_iters, 0)
-            rho_new, v = power_iteration(terms, t0, y0, args, v, n_it)
-            rho = jnp.where(check, jnp.maximum(rho_new, 0.0), rho)
             slide = jnp.asarray(0, jnp.int32)
             if self.sliding:
                 err, slide = project_kink_error(
@@ -280,17 +297,17 @@ class Auto(dfx.AbstractAdaptiveSolver):
                 first = counts["num_switches"] == 0
                 rms = self._rms_equivalent(err, y0, y1)
                 err = jax.tree.map(lambda a, b: jnp.where(first, a, b), rms, err)
-            stiff_now = jnp.abs(h) * rho > self.to_stiff
-            new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
             switch = new_streak >= self.patience
+            # keep the stiff method's slope and spectral-radius estimate current (FSAL, warm
+            # start)
             st_new = stiff.resync(st_state, f1, rho, v)
             new_mode = jnp.where(switch, STIFF, EXPLICIT)
             out_streak = jnp.where(switch, 0, new_streak)
             out_age = jnp.where(check, 0, age + 1)
             dense = as_dense(dict(y0=y0, y1=y1, k0=k0, k1=k1))
-            work = (jnp.asarray(6, jnp.int32), n_it.astype(jnp.int32))  # Tsit5 is FSAL: 6 new
-            out = (new_mode, ex_new, st_new, out_streak, out_age, h_last)
-            return y1, err, dense, out, res, work + (slide.astype(jnp.int32),)
+            work = (jnp.asarray(6, jnp.int32), n_it)  # Tsit5 is FSAL: 6 new
+            out = (new_mode, st_new, out_streak, out_age, h_last)
+            return y1, err, dense, out, dfx.RESULTS.successful, work + (slide.astype(jnp.int32),)
 
         def stiff_step(_):
             y1, err, dense, st_new, res = stiff.step(terms, t0, t1, y0, args, st_state, made_jump)
@@ -298,34 +315,30 @@ class Auto(dfx.AbstractAdaptiveSolver):
                 err = jax.tree.map(lambda e: self.stiff_error_scale * e, err)
                 if self.atol is not None and self.stiff_atol_factor != 1.0:
                     err = self._tighter_atol(err, y0, y1)
-            f1 = st_new[0]
             easy = stiff.easy(h, st_new, self.to_explicit)
             new_streak = jnp.where(easy, streak + 1, 0)
             switch = new_streak >= self.patience
-            ex_new = (jnp.asarray(False), f1)
             new_mode = jnp.where(switch, EXPLICIT, STIFF)
             out_streak = jnp.where(switch, 0, new_streak)
             work = (jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))  # counted by RKC
             work = work + (jnp.asarray(0, jnp.int32),)
             dense = as_dense(dense)
-            out = (new_mode, ex_new, st_new, out_streak, age, h_last)
+            out = (new_mode, st_new, out_streak, age, h_last)
             return y1, err, dense, out, res, work
 
         def linear_step(_):
             # exponential Euler on the init's Jacobian (`linear.py`); leaves for Tsit5 once
             # its (accepted) steps are short and no longer growing
-            f0 = st_state[0]
-            if made_jump is not False:
-                f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
-            y1, f1, err, coeffs = _linear.step(terms, t0, t1, y0, args, f0, vecs, lam, self._tol)
+            y1, f1, err, coeffs = _linear.step(
+                terms, t0, t1, y0, args, slope(), vecs, lam, self._tol
+            )
             hh = jnp.abs(h)
             short = hh * jnp.max(jnp.abs(lam)) < self.linear_exit
             leave = short & (hh <= h_last)
             st_new = stiff.resync(st_state, f1, st_state[1], st_state[2])
-            ex_new = (jnp.asarray(False), f1)
             new_mode = jnp.where(leave, EXPLICIT, LINEAR)
             dense = dict(coeffs=coeffs)
-            out = (new_mode, ex_new, st_new, streak, age, hh.astype(h_last.dtype))
+            out = (new_mode, st_new, streak, age, hh.astype(h_last.dtype))
             work = tuple(jnp.asarray(n, jnp.int32) for n in (1, 0, 0))
             return y1, err, dense, out, dfx.RESULTS.successful, work
 
@@ -335,7 +348,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
         else:
             outs = jax.lax.cond(mode == EXPLICIT, explicit_step, stiff_step, None)
         y1, err, dense, out, res, (n_vf, n_jvp, n_sl) = outs
-        new_mode, ex_new, st_new, streak, age, h_last = out
+        new_mode, st_new, streak, age, h_last = out
         counts = {
             # (the one-way exit of the linear start is no switch: in particular Tsit5 keeps
             # its RMS norm, `explicit_rms`, until the first stiff phase)
@@ -348,7 +361,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
             "num_sliding_steps": counts["num_sliding_steps"] + n_sl,
         }
         lin_state = (vecs, lam, h_last)
-        return y1, err, dense, (new_mode, ex_new, st_new, streak, age, counts, lin_state), res
+        return y1, err, dense, (new_mode, (), st_new, streak, age, counts, lin_state), res
 
     def _tol(self, y0, y1):
         """The controller's per-component tolerance, atol + rtol·max(|y0|, |y1|)."""
@@ -391,7 +404,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
         stiff method's own counts (`num_hessians` of ExpRB and RosW; RKC's `num_redo`,
         `num_stages_max`)."""
         counts = solver_state[5]
-        stiff = self._stiff(solver_state[1][1]).work(solver_state[2])
+        stiff = self._stiff(solver_state[2][0]).work(solver_state[2])
         return {
             **{k: v for k, v in stiff.items() if k not in ("num_vf", "num_jvp")},
             "num_vf": counts["num_vf"] + stiff["num_vf"],
