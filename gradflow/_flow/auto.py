@@ -20,8 +20,8 @@ the converged tail (PERFORMANCE.md). Like LSODA, `Auto` watches for this and swi
      RosW's 573 and 595, but 1.02× and 1.48× RosW's wall time (paired medians over 40
      interleaved calls; an ExpRB step with its Hessian and `eigh` costs ~16 µs at P = 12
      and ~58 µs at P = 21), and twice the work once the Hessian's $P$ products are counted
-     (quadratic net: 1,568 gradients and 2,239 Hessian-vector products against RosW's
-     2,661 and 123), which is what counts when a gradient is expensive (much data). Both
+     (quadratic net: 1,567 gradients and 2,239 Hessian-vector products against RosW's
+     2,660 and 123), which is what counts when a gradient is expensive (much data). Both
      take far fewer steps than RKC (1,374 on the quadratic net);
    - from `rosw_min` (129) to `rosw_max` (256): `rosw`, `RosW(rank=64)` (W on the 64
      stiffest directions): on the 3-layer linear net (192 parameters) at init 1e-6 it takes
@@ -130,7 +130,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
     - `linear_start`: start in exponential steps on the Jacobian at the init while the
       flow is linear there (default `True`; `gradflow._flow.linear`): a tiny init's first
       plateau in a few exact steps instead of $\\propto \\log(1/\\sigma)$ of them. 2-layer
-      linear benchmark net at init 1e-12: 1,569 instead of 1,995 gradients, 280 instead of
+      linear benchmark net at init 1e-12: 1,568 instead of 1,994 gradients, 280 instead of
       338 steps, drop times 8e-7 instead of 2e-6 off. The wall time is unchanged (±5%),
       also on 4,096 samples, where a gradient costs ~0.3 ms: the Hessian at the init (128
       Hessian-vector products), its `eigh` and the linear steps cost what the saved Tsit5
