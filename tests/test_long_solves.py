@@ -266,6 +266,38 @@ def test_checkpoint_refuses_another_solve(tmp_path):
         jax.vmap(lambda m: gf.flow(m, data, checkpoint=path, **KW).loss)(model)
 
 
+def test_checkpoint_refuses_a_solver_state_of_another_layout(tmp_path, monkeypatch):
+    # a checkpoint whose fingerprint matches but whose carry has other leaves (as one written
+    # by a gradflow version whose solver keeps other state) is refused, not read shifted
+    model, data = problem()
+    path = tmp_path / "run.ckpt"
+    save = ckpt._save
+
+    def save_then_stop(p, meta, trees):
+        save(p, meta, trees)
+        raise _Interrupted
+
+    monkeypatch.setattr(ckpt, "_save", save_then_stop)
+    with pytest.raises(_Interrupted):
+        gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, **KW)
+    monkeypatch.setattr(ckpt, "_save", save)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    last = max(int(k.split("/")[1]) for k in arrays if k.startswith("carry/"))
+    for broken in (
+        {k: v for k, v in arrays.items() if k != f"carry/{last}"},  # a leaf fewer
+        {**arrays, f"carry/{last}": np.zeros((3, 3, 3))},  # another shape
+    ):
+        with open(path, "wb") as f:  # (np.savez would append ".npz" to a path)
+            np.savez(f, **broken)
+        with pytest.raises(ckpt.CheckpointError, match="solver state of another layout"):
+            gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, **KW)
+    with open(path, "wb") as f:  # the file as written resumes
+        np.savez(f, **arrays)
+    sol = gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, **KW)
+    assert sol.status == "success"
+
+
 CHILD = """
 import sys
 sys.path.insert(0, {tests!r})

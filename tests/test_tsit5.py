@@ -26,39 +26,8 @@ def test_one_step_is_diffrax_tsit5():
     for got, want in [(y1, y1_ref), (err, err_ref), (f1, state_ref[1]), (ks, dense_ref["k"])]:
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             assert g.shape == w.shape
-            # the same tableau; only the order of the stage sums differs
+            # the same tableau and stage sums; the last bits of rounding may differ
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
-    # and the step is fifth order: halving h cuts the error of one step by ~2^6
-    exact = dfx.diffeqsolve(
-        term,
-        dfx.Dopri8(),
-        t0,
-        t1,
-        1e-3,
-        y0,
-        args,
-        stepsize_controller=dfx.PIDController(rtol=1e-13, atol=1e-15),
-    ).ys
-    half = dfx.diffeqsolve(
-        term,
-        dfx.Dopri8(),
-        t0,
-        (t0 + t1) / 2,
-        1e-3,
-        y0,
-        args,
-        stepsize_controller=dfx.PIDController(rtol=1e-13, atol=1e-15),
-    ).ys
-    e1 = max(
-        float(jnp.max(jnp.abs(a - b[0])))
-        for a, b in zip(jax.tree.leaves(y1), jax.tree.leaves(exact))
-    )
-    y_half = tsit5_step(term, t0, (t0 + t1) / 2, y0, args, _field(t0, y0, args))[0]
-    e2 = max(
-        float(jnp.max(jnp.abs(a - b[0])))
-        for a, b in zip(jax.tree.leaves(y_half), jax.tree.leaves(half))
-    )
-    assert 2**5 < e1 / e2 < 2**7.5
 
 
 def test_auto_while_explicit_is_as_accurate_as_tsit5():

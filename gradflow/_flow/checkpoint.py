@@ -130,10 +130,26 @@ def _load(path: Path, config: dict) -> tuple[dict, dict] | None:
     return meta, arrays
 
 
-def _unflatten(template, arrays: dict, name: str):
+def _unflatten(template, arrays: dict, name: str, path: Path):
+    """The stored leaves of `name`, in the structure of `template`; refused unless they are
+    exactly its leaves (count, shapes, dtypes). A solver whose state changed between two
+    gradflow versions has the same fingerprint (its settings) but another state layout,
+    which would otherwise be read into the wrong leaves."""
     leaves, treedef = jax.tree.flatten(template)
-    got = [arrays[f"{name}/{i}"] for i in range(len(leaves))]
-    return jax.tree.unflatten(treedef, got)
+    stored = sorted(int(k.split("/", 1)[1]) for k in arrays if k.split("/", 1)[0] == name)
+    fits = stored == list(range(len(leaves))) and all(
+        np.shape(arrays[f"{name}/{i}"]) == np.shape(x)
+        and np.asarray(arrays[f"{name}/{i}"]).dtype == np.dtype(x.dtype)
+        for i, x in enumerate(leaves)
+    )
+    if not fits:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a solver state of another layout ({len(stored)} "
+            f"arrays where this solve's {name} has {len(leaves)}, or other shapes): it was "
+            f"written by another gradflow version. Delete {str(path)!r} to start this solve "
+            "from scratch, or pass another checkpoint path."
+        )
+    return jax.tree.unflatten(treedef, [arrays[f"{name}/{i}"] for i in range(len(leaves))])
 
 
 def _dt0_to(t: float, tnext: float) -> float:
@@ -174,7 +190,7 @@ def run(path, every, *, loss_fn, params, args, t0, t1, ts, max_steps, config, **
     done, code, t_final = False, MAX_STEPS, float(t0)
     if loaded is not None:
         meta, arrays = loaded
-        carry = _unflatten(carry, arrays, "carry")
+        carry = _unflatten(carry, arrays, "carry", path)
         counts = np.asarray(arrays["counts/0"], np.int64)
         filled = np.asarray(arrays["filled/0"], bool)
         n = grid_def.num_leaves
