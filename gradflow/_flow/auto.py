@@ -265,17 +265,16 @@ class Auto(dfx.AbstractAdaptiveSolver):
         def explicit_step(_):
             # Every `check_every` steps, the stiffness check at y0: power iterations from the
             # last vector (warm start), and the streak of stiff checks. In a `lax.cond` of its
-            # own, so that the other steps run none of it (the count stays dynamic, so that
-            # under vmap, where the cond is a select, the iterations still run on check steps
-            # only).
+            # own, so that the other steps run none of it. (Under vmap the cond is a select
+            # that runs both branches: the count stays dynamic, 0 where `check` is False, so
+            # that the iterations still run on check steps only.)
             check = age + 1 >= self.check_every
 
             def checked(_):
                 n_it = jnp.where(check, stiff.power_iters, 0).astype(jnp.int32)
                 rho_new, v = power_iteration(terms, t0, y0, args, st_state[2], n_it)
-                rho = jnp.where(check, jnp.maximum(rho_new, 0.0), st_state[1])
-                stiff_now = jnp.abs(h) * rho > self.to_stiff
-                new_streak = jnp.where(check, jnp.where(stiff_now, streak + 1, 0), streak)
+                rho = jnp.maximum(rho_new, 0.0)
+                new_streak = jnp.where(jnp.abs(h) * rho > self.to_stiff, streak + 1, 0)
                 return rho, v, new_streak.astype(streak.dtype), n_it
 
             def unchecked(_):
