@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import fnmatch
+import importlib.metadata
 import os
 import platform
 import sys
@@ -59,11 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _torch_version():
+    # from the installed metadata: importing torch for its version took ~3 s
     try:
-        import torch
-
-        return torch.__version__
-    except Exception:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 

@@ -58,7 +58,10 @@ jax.config.update("jax_enable_x64", True)
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    """Run a `default_codegen` test in a subprocess with XLA's default code generator."""
+    """Run a `default_codegen` test in a subprocess with XLA's default code generator.
+
+    (pytest has set up the test's fixtures in this process already: keep such a test's
+    solves in its body, not in fixtures, or they are computed twice.)"""
     if DEFAULT_CODEGEN or pyfuncitem.get_closest_marker("default_codegen") is None:
         return None
     env = dict(os.environ, GRADFLOW_TEST_DEFAULT_CODEGEN="1")

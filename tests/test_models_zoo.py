@@ -237,20 +237,28 @@ def _check_manifolds(model, checks, tol, name):
             assert float(dev) <= tol, (name, i, j, float(dev))
 
 
-def test_v12_vector_field_every_architecture(key):
+@pytest.fixture(scope="module")
+def zoo():
+    # built once for the two V12 tests (~4 s of eager model surgery)
+    return _zoo(jax.random.key(0))
+
+
+def test_v12_vector_field_every_architecture(zoo):
     # On each manifold the field itself satisfies the constraint: -grad_j = gamma (-grad_i)
     # (gamma = 0: exactly zero), which is what makes the manifold invariant (THEORY §1.4).
-    for model, data, checks in _zoo(key):
-        grad = eqx.filter_jit(eqx.filter_grad(gf.losses.mse))(model, data)
+    # (All gradients in one compile: 0.4 s instead of 1.9 s for one per architecture.)
+    grad_all = eqx.filter_jit(lambda ms, ds: [eqx.filter_grad(gf.losses.mse)(m, d)
+                                              for m, d in zip(ms, ds)])  # fmt: skip
+    grads = grad_all([c[0] for c in zoo], [c[1] for c in zoo])
+    for (model, _, checks), grad in zip(zoo, grads):
         assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad)) > 1e-3
         _check_manifolds(grad, checks, 1e-13, type(model).__name__)
 
 
-def test_v12_invariant_manifolds_along_the_flow(key):
+def test_v12_invariant_manifolds_along_the_flow(zoo):
     # One flow over two ReLU architectures (equal, proportional and zero units) at once: the
     # flow of a sum of losses over disjoint parameters is the product of their flows, so this
     # costs one compile. The other architectures are covered at the level of the field above.
-    zoo = _zoo(key)
     cases = [zoo[0], next(c for c in zoo if isinstance(c[0], gf.models.Conv1D))]
     assert [c[0].activation for c in cases] == ["relu", "relu"]
 

@@ -66,6 +66,7 @@ from .exprb import ExpRB
 from .rkc import RKC, power_iteration
 from .rosw import RosW
 from .sliding import project_kink_error
+from .traced import traced_once
 from .tsit5 import tsit5_step
 
 EXPLICIT, STIFF, LINEAR = 0, 1, 2
@@ -241,6 +242,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
         # () where diffrax's Tsit5 state was: Tsit5 keeps no state of its own here
         return mode, (), st_state, i32(0), i32(0), counts, lin_state
 
+    @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         mode, _, st_state, streak, age, counts, lin_state = solver_state
         vecs, lam, h_last = lin_state  # (vecs, lam: read only, outside the branches)

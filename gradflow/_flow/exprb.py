@@ -54,6 +54,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from .rkc import power_iteration, random_unit
+from .traced import traced_once
 
 #: |z| below this uses the Taylor series of φ_k (the recurrence loses digits near 0).
 _SERIES_BELOW = 1.0
@@ -176,6 +177,7 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
         RKC's threshold and not used here)."""
         return jnp.abs(h) * state[1] < self.explicit_below
 
+    @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, _, v, age, counts = solver_state
         if made_jump is not False:

@@ -20,6 +20,8 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 
+from .traced import traced_once
+
 #: Damping of the Chebyshev stability polynomial (Sommeijer et al.).
 DAMPING = 2.0 / 13.0
 
@@ -196,6 +198,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
         }
         return f0, rho, v, jnp.asarray(0, jnp.int32), counts
 
+    @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, rho, v, age, counts = solver_state
         if made_jump is not False:

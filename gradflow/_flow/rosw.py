@@ -81,6 +81,7 @@ from jax.flatten_util import ravel_pytree
 from .exprb import dense_eig
 from .rkc import power_iteration, random_unit
 from .subspace import random_basis, subspace_eig
+from .traced import traced_once
 
 # ROS34PW2 (Rang & Angermann 2005), in the form (I − hγW)k_i = hF(y + Σ α_ij k_j) + hW Σ γ_ij k_j
 GAMMA = 4.3586652150845900e-01
@@ -240,6 +241,7 @@ class RosW(dfx.AbstractAdaptiveSolver):
         """Whether `Auto` should hand back to Tsit5 (`explicit_below`)."""
         return jnp.abs(h) * state[1] < self.explicit_below
 
+    @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, rho, v, age, counts, vecs, w = solver_state
         if made_jump is not False:

@@ -42,6 +42,7 @@ from .solution import (
     SUCCESS,
     FlowSolution,
 )
+from .traced import traced_once
 
 #: Save grids of at most this many floats (save times × parameters) keep the states and
 #: compute the summaries (loss, metrics) after the solve, vmapped (see `_solve`).
@@ -110,7 +111,12 @@ class _Flat(eqx.Module):
         """The field at the flat state, raveled: `field` sees the pytree. (Taking the
         gradient of the flat loss instead, through `unravel`, cost RKC 2.4× on the 3-layer
         σ = 1e-6 case: the transposed slices become pads in every stage.)"""
-        return ravel_pytree(self.field(self.loss_fn, t, self.unravel(z), a))[0]
+        return _flat_vf(self, t, z, a)
+
+
+@traced_once  # called at every stage of every method: traced once (`traced.py`)
+def _flat_vf(flat, t, z, a):
+    return ravel_pytree(flat.field(flat.loss_fn, t, flat.unravel(z), a))[0]
 
 
 def _setup(loss_fn, params, *, field, solver, rtol, atol, controller, progress, crossings):
