@@ -219,7 +219,8 @@ def run_scipy(problem: Problem, method: str, *, rtol=RTOL, atol=None, jac=False,
 def lambda_max(problem: Problem, params) -> float:
     """Largest Hessian eigenvalue of the loss at `params` (dense `jax.hessian`, `eigvalsh`)."""
     flat, unravel = ravel_pytree(params)
-    h = jax.hessian(lambda v: problem.loss_params(unravel(v), problem.args))(flat)
+    # jitted: eagerly, the Hessian's ~50 operations were compiled one by one
+    h = jax.jit(jax.hessian(lambda v: problem.loss_params(unravel(v), problem.args)))(flat)
     return float(np.linalg.eigvalsh(np.asarray(h))[-1])
 
 

@@ -79,7 +79,7 @@ def test_auto_uses_rosw_for_small_and_mid_sized_models_and_rkc_for_large_ones():
     assert isinstance(Auto(rosw=None)._stiff(jnp.zeros(auto.rosw_min)), RKC)
 
 
-def test_auto_on_a_type_iii_flow_matches_dopri8_in_fewer_steps_than_rkc():
+def _type_iii():
     # quadratic net (12 parameters) on the V5 teacher diag(2, −1): plateaus ∝ 1/σ, stiff
     # after the first drop, so `auto` runs its dense stiff method there: RosW (default) or
     # ExpRB (fewer steps, a Hessian and `eigh` per step)
@@ -90,16 +90,32 @@ def test_auto_on_a_type_iii_flow_matches_dopri8_in_fewer_steps_than_rkc():
     levels = [0.5 * (5.5 + 4 / 3), 0.5 * 4 / 3]
     kw = dict(t1=120.0, loss=loss, save=None, progress=False, crossings=levels)
     ref = gf.flow(model, data, solver="dopri8", rtol=1e-12, atol=1e-12, **kw)
-    rkc = gf.flow(model, data, solver=Auto(dense=None, rosw=None), **kw)
     assert np.all(np.isfinite(ref.crossings))
+    return model, data, kw, ref
+
+
+def _check_type_iii(sol, ref):
+    assert sol.status == "success" and int(sol.stats["num_stiff_steps"]) > 0
+    assert int(sol.stats["num_hessians"]) >= 1
+    # the first drop is Tsit5's (1e-5 off at rtol 1e-6, as with solver="tsit5"); the second
+    # comes after the stiff plateau
+    np.testing.assert_allclose(sol.crossings, ref.crossings, rtol=3e-5)
+    assert float(sol.loss[-1]) < 1e-12
+
+
+def test_default_auto_on_a_type_iii_flow_matches_dopri8():
+    model, data, kw, ref = _type_iii()
+    sol = gf.flow(model, data, **kw)  # the default: auto, with RosW as its dense method
+    _check_type_iii(sol, ref)
+
+
+@pytest.mark.slow
+def test_auto_with_exprb_matches_dopri8_and_both_dense_methods_beat_rkc():
+    model, data, kw, ref = _type_iii()
+    rkc = gf.flow(model, data, solver=Auto(dense=None, rosw=None), **kw)
     for dense in (RosW(), ExpRB()):
         sol = gf.flow(model, data, solver=Auto(dense=dense), **kw)
-        assert sol.status == "success" and int(sol.stats["num_stiff_steps"]) > 0
-        assert int(sol.stats["num_hessians"]) >= 1
-        # the first drop is Tsit5's (1e-5 off at rtol 1e-6, as with solver="tsit5"); the
-        # second comes after the stiff plateau
-        np.testing.assert_allclose(sol.crossings, ref.crossings, rtol=3e-5)
-        assert float(sol.loss[-1]) < 1e-12
+        _check_type_iii(sol, ref)
         assert int(sol.stats["num_steps"]) < int(rkc.stats["num_steps"])
 
 

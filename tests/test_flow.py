@@ -45,39 +45,6 @@ def _solve_at_scale(scale):
     )
 
 
-# (solved in the test, not in a fixture: this test runs in a subprocess (`conftest.py`), and a
-# fixture would be set up, for nothing, in this process as well)
-@pytest.mark.default_codegen
-def test_vmap_over_init_scales_equals_loop():
-    batched = jax.vmap(_solve_at_scale)(jnp.asarray(VMAP_SCALES))
-    looped = [_solve_at_scale(s) for s in VMAP_SCALES]
-    n = len(VMAP_SCALES)
-    codes = np.asarray(batched.status_code)
-    assert codes.shape == (n,) and np.issubdtype(codes.dtype, np.integer)
-    statuses = [sol.status for sol in looped]
-    # both outcomes occur, so the nan padding under vmap is really exercised
-    assert statuses[0] == "success" and "max_steps" in statuses
-    np.testing.assert_array_equal(batched.status, statuses)
-    # under vmap nothing is trimmed: grid + final state, unreached slots are nan
-    assert batched.t.shape == (n, VMAP_GRID.size + 1)
-    for i, sol in enumerate(looped):
-        t_b, loss_b = np.asarray(batched.t[i]), np.asarray(batched.loss[i])
-        finite = np.isfinite(t_b)
-        assert np.array_equal(np.isnan(loss_b), ~finite)
-        if sol.status == "max_steps":
-            assert not finite.all()
-        # the concrete solution is the batched one with the unreached slots dropped (and the
-        # final state deduplicated when it lands on the last save time)
-        kept_t, kept_loss = t_b[finite], loss_b[finite]
-        if kept_t.size == np.size(sol.t) + 1:
-            kept_t, kept_loss = np.delete(kept_t, -2), np.delete(kept_loss, -2)
-        np.testing.assert_allclose(kept_t, sol.t, rtol=1e-10, atol=0)
-        np.testing.assert_allclose(kept_loss, sol.loss, rtol=1e-10, atol=0)
-        np.testing.assert_allclose(batched.t_final[i], sol.t_final, rtol=1e-10)
-        for wb, wl in zip(batched.model.weights, sol.model.weights):
-            np.testing.assert_allclose(wb[i], wl, rtol=1e-10, atol=1e-14 * VMAP_SCALES[i])
-
-
 def test_max_steps_keeps_record_up_to_t_final():
     sol = _solve_at_scale(VMAP_SCALES[-1])
     assert sol.status == "max_steps"

@@ -100,8 +100,8 @@ def test_first_plateau_from_1e12_is_a_few_exact_steps():
     params, static = eqx.partition(model, eqx.is_inexact_array)
     y0, unravel = jax.flatten_util.ravel_pytree(params)
     loss = lambda z: gf.losses.mse(eqx.combine(unravel(z), static), data)
-    f0 = -np.asarray(jax.grad(loss)(y0))
-    jac = -np.asarray(jax.hessian(loss)(y0))
+    f0 = -np.asarray(jax.jit(jax.grad(loss))(y0))  # (jitted: one compile, not one per op)
+    jac = -np.asarray(jax.jit(jax.hessian(loss))(y0))
     lam, vecs = np.linalg.eigh(0.5 * (jac + jac.T))
     traj = sol.trajectory
     flat = np.stack([np.asarray(_flat(eqx.partition(jax.tree.map(lambda a: a[i], traj),

@@ -205,47 +205,6 @@ class _Interrupted(Exception):
     pass
 
 
-@pytest.mark.default_codegen
-def test_interrupted_checkpointed_solve_resumes_bitwise(tmp_path, monkeypatch):
-    model, data = problem()
-    plain = reference()
-    assert plain.status == "success" and int(plain.stats["num_steps"]) > 5 * EVERY
-    path = tmp_path / "run.ckpt"
-
-    save = ckpt._save
-    writes = []
-
-    def save_then_stop(p, meta, trees):
-        save(p, meta, trees)
-        writes.append(meta["segments"])
-        if len(writes) == 3:
-            raise _Interrupted  # as if Ctrl-C came right after the third segment
-
-    monkeypatch.setattr(ckpt, "_save", save_then_stop)
-    with pytest.raises(_Interrupted):
-        gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, crossings=LEVELS, **KW)
-    with np.load(path) as z:
-        meta = json.loads(str(z["__meta__"]))
-    assert meta["segments"] == 3 and not meta["done"] and meta["t_final"] < KW["t1"]
-
-    monkeypatch.setattr(ckpt, "_save", save)
-    sol = gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, crossings=LEVELS, **KW)
-    assert_same(sol, plain)  # the step sequence, record and counts of the uninterrupted solve
-    # (and of an uninterrupted checkpointed solve)
-    whole = gf.flow(
-        model, data, checkpoint=tmp_path / "whole.ckpt", checkpoint_every=EVERY,
-        crossings=LEVELS, **KW,
-    )  # fmt: skip
-    assert_same(whole, plain)
-
-    # a finished checkpoint gives its result without solving again
-    monkeypatch.setattr("gradflow._flow.solve._solve", None)
-    assert_same(
-        gf.flow(model, data, checkpoint=path, checkpoint_every=EVERY, crossings=LEVELS, **KW),
-        plain,
-    )
-
-
 def test_checkpoint_refuses_another_solve(tmp_path):
     model, data = problem()
     path = tmp_path / "run.ckpt"

@@ -14,6 +14,7 @@ Same conventions as `gf.models.init`: each function returns a NEW model built wi
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -102,12 +103,16 @@ def copy_unit(model, src: int, dst: int, gamma=1.0):
     n = _num_units(model, axes)
     src, dst = _index(src, n, "src"), _index(dst, n, "dst")
     names = [name for name in axes if getattr(model, name) is not None]
-    new = []
-    for name in names:
-        x = jnp.moveaxis(getattr(model, name), axes[name], 0)
-        x = x.at[dst].set(gamma * x[src])
-        new.append(jnp.moveaxis(x, 0, axes[name]))
+    new = [_copy_along(getattr(model, k), src, dst, gamma, axes[k]) for k in names]
     return eqx.tree_at(lambda m: [getattr(m, k) for k in names], model, new)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _copy_along(x, src, dst, gamma, axis: int):
+    # one compile per array shape (the indices and gamma are traced), not one per operation
+    x = jnp.moveaxis(x, axis, 0)
+    x = x.at[dst].set(gamma * x[src])
+    return jnp.moveaxis(x, 0, axis)
 
 
 def zero_unit(model, j: int):
