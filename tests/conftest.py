@@ -56,6 +56,27 @@ def pytest_configure(config):
 jax.config.update("jax_enable_x64", True)
 
 
+#: The slowest files (seconds of test time in the tier, measured on 2 cores), started first.
+#: pytest-xdist's `loadfile` hands out whole files as workers free up; by default it orders
+#: them by their number of tests, which put these (few, long tests) last, with one worker
+#: idle while the other finished them. Longest first balances the two (`--no-loadscope-
+#: reorder` in pyproject.toml keeps this order).
+SLOW_FILES = (
+    "test_reproducibility.py",  # ~45 s, one subprocess
+    "test_benchmarks_smoke.py",  # ~40 s
+    "test_docs.py",  # ~44 s
+    "test_models_zoo.py",  # ~40 s
+    "test_flow.py",  # ~33 s
+    "test_rosw.py",  # ~31 s
+    "test_linear_start.py",  # ~31 s
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable
+
+
 #: outcomes of the `default_codegen` subprocess, per test file: {nodeid: (outcome, report)}
 _DEFAULT_CODEGEN_RUNS: dict[str, dict[str, tuple[str, str]]] = {}
 
