@@ -101,8 +101,11 @@ def _run_default_codegen(item) -> dict[str, tuple[str, str]]:
     outcomes = {}
     for line in out.stdout.splitlines():  # -rA: "PASSED <nodeid>", "FAILED <nodeid> - ..."
         word, _, rest = line.partition(" ")
-        if word in ("PASSED", "FAILED", "ERROR") and rest.split(" ")[0] in ids:
-            outcomes.setdefault(rest.split(" ")[0], word)
+        nodeid = rest.split(" ")[0]
+        if word in ("PASSED", "FAILED", "ERROR") and nodeid in ids:
+            # a failure wins over a pass (a test can pass and then error in its teardown)
+            if word != "PASSED" or nodeid not in outcomes:
+                outcomes[nodeid] = word
     _DEFAULT_CODEGEN_RUNS[path] = {i: (outcomes.get(i, "NOT RUN"), report) for i in ids}
     return _DEFAULT_CODEGEN_RUNS[path]
 
