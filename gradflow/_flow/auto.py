@@ -63,7 +63,7 @@ import jax.numpy as jnp
 
 from . import linear as _linear
 from .exprb import ExpRB
-from .rkc import RKC, power_iteration
+from .rkc import RKC, fsal_slope, power_iteration
 from .rosw import RosW
 from .sliding import project_kink_error
 from .traced import traced_once
@@ -253,10 +253,7 @@ class Auto(dfx.AbstractAdaptiveSolver):
         def slope():
             # F(y0): every mode keeps it current in the stiff method's state (FSAL); after a
             # jump (an event that changed y) it is evaluated afresh
-            f0 = st_state[0]
-            if made_jump is not False:
-                f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
-            return f0
+            return fsal_slope(terms, t0, y0, args, st_state[0], made_jump)
 
         def as_dense(d):
             # with a linear start every mode's dense output is a polynomial of degree 10

@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .rkc import power_iteration, random_unit
+from .rkc import fsal_slope, power_iteration, random_unit
 from .traced import traced_once
 
 #: |z| below this uses the Taylor series of φ_k (the recurrence loses digits near 0).
@@ -180,8 +180,7 @@ class ExpRB(dfx.AbstractAdaptiveSolver):
     @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, _, v, age, counts = solver_state
-        if made_jump is not False:
-            f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+        f0 = fsal_slope(terms, t0, y0, args, f0, made_jump)
         h = t1 - t0
         y, unravel = ravel_pytree(y0)
         vf_flat = lambda z: ravel_pytree(terms.vf(t0, unravel(z), args))[0]

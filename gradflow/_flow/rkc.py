@@ -43,6 +43,15 @@ def _norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
+def fsal_slope(terms, t0, y0, args, f0, made_jump):
+    """The slope F(y0) of a first-same-as-last method: the `f0` its state carries, or, after a
+    jump (an event that changed y; diffrax's `made_jump`, traced or the static `False`),
+    F(y0) evaluated afresh."""
+    if made_jump is False:
+        return f0
+    return jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+
+
 def power_iteration(terms, t, y, args, v, n):
     """`n` power iterations on $v \\mapsto J v$, $J$ the Jacobian of the vector field (one
     `jax.jvp` each; dynamic `n`, so cheap under vmap). Returns (‖Jv‖ estimate of ρ, v)."""
@@ -201,8 +210,7 @@ class RKC(dfx.AbstractAdaptiveSolver):
     @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, rho, v, age, counts = solver_state
-        if made_jump is not False:
-            f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+        f0 = fsal_slope(terms, t0, y0, args, f0, made_jump)
         h = t1 - t0
         n_refresh = jnp.where(age >= self.refresh_every, self.power_iters, 0)
         rho_new, v = power_iteration(terms, t0, y0, args, v, n_refresh)

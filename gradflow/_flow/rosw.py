@@ -79,7 +79,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .exprb import dense_eig
-from .rkc import power_iteration, random_unit
+from .rkc import fsal_slope, power_iteration, random_unit
 from .subspace import random_basis, subspace_eig
 from .traced import traced_once
 
@@ -244,8 +244,7 @@ class RosW(dfx.AbstractAdaptiveSolver):
     @traced_once  # (diffrax traces `step` three times: `traced.py`)
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         f0, rho, v, age, counts, vecs, w = solver_state
-        if made_jump is not False:
-            f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+        f0 = fsal_slope(terms, t0, y0, args, f0, made_jump)
         h = t1 - t0
         y, unravel = ravel_pytree(y0)
         f0_flat = ravel_pytree(f0)[0]
